@@ -1,0 +1,32 @@
+//! Helpers shared by the conversation tests: users, devices and policies.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use sotto_core::device::{Device, NewDevice};
+use sotto_core::identity::{UserId, UserRootKey};
+use sotto_core::policy::{BurnOnRead, Policy};
+
+/// A fixed "now" for tests, in milliseconds since the Unix epoch.
+pub const NOW_MS: u64 = 1_800_000_000_000;
+
+/// A user with a root key.
+pub fn user(name: &str) -> UserRootKey {
+    UserRootKey::generate(UserId::new(name).unwrap()).unwrap()
+}
+
+/// A new certified device of `root`, with in-memory state.
+pub fn device(root: &UserRootKey) -> Device {
+    Device::in_memory(NewDevice::generate(root, NOW_MS / 1000).unwrap()).unwrap()
+}
+
+/// A policy managed by `managers`, max TTL one day, burn-on-read allowed.
+pub fn policy(managers: &[&UserRootKey]) -> Policy {
+    Policy::new(
+        managers
+            .iter()
+            .map(|m| m.public_key().fingerprint())
+            .collect(),
+        86_400,
+        BurnOnRead::Allowed,
+    )
+    .unwrap()
+}

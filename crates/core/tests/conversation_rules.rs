@@ -1,0 +1,107 @@
+//! The membership rule for proposals sent by reference, and prior-epoch retention.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use sotto_core::conversation::{ConversationError, Event};
+use sotto_core::device::inspect_key_package;
+
+/// alice (manager) with bob (member) in one conversation; returns both sides.
+fn pair() -> (
+    sotto_core::identity::UserRootKey,
+    sotto_core::conversation::Conversation<sotto_core::device::SottoConfig>,
+    sotto_core::conversation::Conversation<sotto_core::device::SottoConfig>,
+) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (a, b) = (device(&alice), device(&bob));
+    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
+    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
+    ca.merge_pending_commit().unwrap();
+    let cb = b.join(&out.welcome.unwrap()).unwrap();
+    (alice, ca, cb)
+}
+
+#[test]
+fn a_non_members_add_me_proposal_is_refused() {
+    let (_alice, ca, mut cb) = pair();
+    let mallory = device(&user("mallory"));
+    let group_info = ca.mls_group().group_info_message(true).unwrap();
+    let proposal = mallory
+        .mls_client()
+        .external_add_proposal(
+            &group_info,
+            None,
+            vec![],
+            Default::default(),
+            Default::default(),
+            None,
+        )
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let epoch = cb.epoch();
+    assert!(matches!(
+        cb.process(&proposal, NOW_MS),
+        Err(ConversationError::Unencrypted)
+    ));
+    assert_eq!(cb.epoch(), epoch);
+}
+
+#[test]
+fn a_manager_never_commits_a_non_managers_proposal_to_add_someone_else() {
+    let (_alice, mut ca, mut cb) = pair();
+    let carol = device(&user("carol"));
+    let kp = mls_rs::MlsMessage::from_bytes(&carol.key_package().unwrap()).unwrap();
+    let proposal = cb
+        .mls_group_mut()
+        .propose_add(kp, vec![])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert!(matches!(ca.process(&proposal, NOW_MS), Ok(Event::Proposal)));
+    // The manager's next commit drops bob's proposal instead of adding carol.
+    let out = ca.update().unwrap();
+    assert!(out.welcome.is_none());
+    let summary = ca.merge_pending_commit().unwrap();
+    assert!(summary.added.is_empty());
+    assert_eq!(ca.members().len(), 2);
+    // bob's client, receiving that commit, agrees on the group.
+    let Event::Commit(seen) = cb.process(&out.commit, NOW_MS).unwrap() else {
+        panic!()
+    };
+    assert!(seen.added.is_empty());
+    assert_eq!(ca.epoch(), cb.epoch());
+}
+
+#[test]
+fn only_one_past_epoch_can_still_be_decrypted() {
+    let (_alice, mut ca, mut cb) = pair();
+    let (_, in_epoch_1) = cb.send_text("one", 60, false, NOW_MS).unwrap();
+    let (_, also_epoch_1) = cb.send_text("two", 60, false, NOW_MS).unwrap();
+    // One commit later, a late message from the previous epoch is still readable.
+    let out = ca.update().unwrap();
+    ca.merge_pending_commit().unwrap();
+    assert!(matches!(
+        ca.process(&in_epoch_1, NOW_MS),
+        Ok(Event::Message(_))
+    ));
+    // Two commits later, that epoch's secrets are gone.
+    cb.process(&out.commit, NOW_MS).unwrap();
+    ca.update().unwrap();
+    ca.merge_pending_commit().unwrap();
+    assert!(ca.process(&also_epoch_1, NOW_MS).is_err());
+}
+
+#[test]
+fn inspecting_a_key_package_names_its_owner() {
+    let bob = user("bob");
+    let kp = device(&bob).key_package().unwrap();
+    let who = inspect_key_package(&kp).unwrap();
+    assert_eq!(who.user.as_str(), "bob");
+    assert_eq!(who.root_fingerprint, bob.public_key().fingerprint());
+    assert!(inspect_key_package(&kp[..kp.len() - 1]).is_err());
+    assert!(matches!(
+        inspect_key_package(&vec![0u8; 20_000]),
+        Err(ConversationError::TooLarge(20_000))
+    ));
+}
