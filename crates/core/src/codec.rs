@@ -5,7 +5,7 @@
 //! varint length prefix. [`decode_exact`] is the only entry point for bytes from the
 //! network or disk: it enforces a size limit before parsing and refuses trailing bytes.
 
-use mls_rs_codec::MlsDecode;
+use mls_rs_codec::{MlsDecode, MlsEncode};
 
 /// Why a byte string could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +27,34 @@ pub enum DecodeError {
     /// The structure announces a version this implementation does not know.
     #[error("unsupported version {0}")]
     UnsupportedVersion(u8),
+}
+
+/// Decodes a versioned structure whose first byte is its version: refuses any version but
+/// `version` before parsing the rest (a future layout is reported as unsupported, not as
+/// malformed), then decodes it with [`decode_canonical`].
+pub fn decode_versioned<T: MlsDecode + MlsEncode>(
+    bytes: &[u8],
+    max_len: usize,
+    version: u8,
+) -> Result<T, DecodeError> {
+    match bytes.first() {
+        Some(v) if *v != version => Err(DecodeError::UnsupportedVersion(*v)),
+        _ => decode_canonical(bytes, max_len),
+    }
+}
+
+/// Like [`decode_exact`], and also refuses non-canonical encodings (e.g. a boolean byte
+/// other than 0 or 1, or a length prefix longer than needed): re-encoding the value must
+/// give back exactly `bytes`, so every value has one encoding.
+pub fn decode_canonical<T: MlsDecode + MlsEncode>(
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, DecodeError> {
+    let value: T = decode_exact(bytes, max_len)?;
+    match value.mls_encode_to_vec() {
+        Ok(again) if again == bytes => Ok(value),
+        _ => Err(DecodeError::Malformed),
+    }
 }
 
 /// Decodes one `T` that must fill `bytes` exactly, refusing inputs over `max_len` bytes.
@@ -61,5 +89,26 @@ mod tests {
             Err(DecodeError::TrailingBytes(1))
         );
         assert_eq!(decode_exact::<u16>(&[0], 8), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn canonical_and_versioned() {
+        // A boolean must be 0 or 1.
+        assert_eq!(decode_canonical::<bool>(&[1], 1), Ok(true));
+        assert_eq!(
+            decode_canonical::<bool>(&[2], 1),
+            Err(DecodeError::Malformed)
+        );
+        // A vector length must use the shortest varint (here 1 byte, not 2).
+        assert_eq!(decode_canonical::<Vec<u8>>(&[0x01, 0x07], 8), Ok(vec![7]));
+        assert_eq!(
+            decode_canonical::<Vec<u8>>(&[0x40, 0x01, 0x07], 8),
+            Err(DecodeError::Malformed)
+        );
+        assert_eq!(
+            decode_versioned::<(u8, u8)>(&[2, 0], 8, 1),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(decode_versioned::<(u8, u8)>(&[1, 0], 8, 1), Ok((1, 0)));
     }
 }

@@ -9,7 +9,7 @@
 use mls_rs_codec::{MlsDecode, MlsEncode, MlsSize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::codec::{decode_exact, DecodeError};
+use crate::codec::{decode_versioned, DecodeError};
 use crate::crypto::{self, CryptoError};
 use crate::identity::DeviceId;
 
@@ -189,10 +189,7 @@ impl Content {
 
     /// Parses content from untrusted bytes (after MLS decryption).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ContentError> {
-        let content: Self = decode_exact(bytes, MAX_CONTENT_LEN)?;
-        if content.version != CONTENT_VERSION {
-            return Err(DecodeError::UnsupportedVersion(content.version).into());
-        }
+        let content: Self = decode_versioned(bytes, MAX_CONTENT_LEN, CONTENT_VERSION)?;
         if matches!(&content.body, Body::Text(t) if t.len() > MAX_TEXT_LEN) {
             return Err(DecodeError::Malformed.into());
         }

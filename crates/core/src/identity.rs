@@ -13,7 +13,7 @@ use mls_rs_codec::{MlsDecode, MlsEncode, MlsSize};
 use zeroize::Zeroizing;
 
 use crate::backup::{self, BackupError, ScryptParams, SealedBackup};
-use crate::codec::{decode_exact, DecodeError};
+use crate::codec::{decode_versioned, DecodeError};
 use crate::crypto::{self, CryptoError, SigningKey, P521_PUBLIC_KEY_LEN};
 
 /// Version of the device-certificate encoding produced by this library.
@@ -317,11 +317,11 @@ impl DeviceCertificate {
     /// Parses an encoded certificate from untrusted bytes (at most
     /// [`MAX_CERTIFICATE_LEN`]). Does not verify it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let cert: Self = decode_exact(bytes, MAX_CERTIFICATE_LEN)?;
-        if cert.version != CERTIFICATE_VERSION {
-            return Err(DecodeError::UnsupportedVersion(cert.version).into());
-        }
-        Ok(cert)
+        Ok(decode_versioned(
+            bytes,
+            MAX_CERTIFICATE_LEN,
+            CERTIFICATE_VERSION,
+        )?)
     }
 
     /// The certificate's encoding.

@@ -8,6 +8,7 @@
 use mls_rs_codec::{MlsDecode, MlsEncode, MlsSize};
 use mls_rs_core::extension::{ExtensionList, ExtensionType, MlsCodecExtension};
 
+use crate::codec::{decode_versioned, DecodeError};
 use crate::identity::RootFingerprint;
 
 /// The group-context extension type of the Sotto policy (private-use range of RFC 9420).
@@ -16,6 +17,8 @@ pub const POLICY_EXTENSION: ExtensionType = ExtensionType::new(0xF5D1);
 pub const POLICY_VERSION: u8 = 1;
 /// Most managers a conversation may have.
 pub const MAX_MANAGERS: usize = 64;
+/// Largest encoded policy accepted.
+pub const MAX_POLICY_LEN: usize = 4096;
 /// Longest time-to-live any policy may allow: 365 days, in seconds.
 pub const MAX_TTL_SECONDS: u32 = 365 * 24 * 3600;
 
@@ -110,10 +113,16 @@ impl Policy {
 
     /// Reads and validates the policy from a group context's extensions.
     pub fn from_extensions(extensions: &ExtensionList) -> Result<Self, PolicyError> {
-        let policy: Self = extensions
-            .get_as()
-            .map_err(|_| PolicyError::Malformed)?
+        let extension = extensions
+            .get(POLICY_EXTENSION)
             .ok_or(PolicyError::Missing)?;
+        let policy: Self =
+            decode_versioned(&extension.extension_data, MAX_POLICY_LEN, POLICY_VERSION).map_err(
+                |e| match e {
+                    DecodeError::UnsupportedVersion(v) => PolicyError::UnsupportedVersion(v),
+                    _ => PolicyError::Malformed,
+                },
+            )?;
         policy.validate()?;
         Ok(policy)
     }
