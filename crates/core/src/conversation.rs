@@ -20,9 +20,11 @@ use zeroize::Zeroizing;
 
 use crate::content::{Body, Content, ContentError, MessageId};
 use crate::crypto::{self, CryptoError};
+use crate::device::CIPHER_SUITE;
 use crate::identity::{DeviceIdentity, IdentityError};
 use crate::identity_provider::device_identity;
 use crate::policy::{Policy, PolicyError};
+use crate::rules::IDENTITY_ERROR_PREFIX;
 
 /// How many recent ciphertext hashes and message ids each conversation remembers to
 /// reject replays and duplicates.
@@ -89,7 +91,15 @@ impl ConversationError {
     /// Classifies an `mls-rs` error.
     pub fn from_mls(error: MlsError) -> Self {
         match error {
-            MlsError::MlsRulesError(e) => Self::Rule(e.to_string()),
+            MlsError::MlsRulesError(e) => {
+                // mls-rs boxes our RuleError; an invalid certificate found by the rule is
+                // an identity error like one found by the identity provider.
+                let text = e.to_string();
+                match text.strip_prefix(IDENTITY_ERROR_PREFIX) {
+                    Some(reason) => Self::Identity(reason.to_owned()),
+                    None => Self::Rule(text),
+                }
+            }
             MlsError::IdentityProviderError(e) => Self::Identity(e.to_string()),
             MlsError::KeyMissing(_) | MlsError::CantProcessMessageFromSelf => Self::Replayed,
             MlsError::UnsupportedCipherSuite(_) => Self::UnsupportedCipherSuite,
@@ -210,6 +220,9 @@ fn mls<T>(result: Result<T, MlsError>) -> Result<T, ConversationError> {
 
 impl<C: MlsConfig> Conversation<C> {
     pub(crate) fn new(group: Group<C>, me: DeviceIdentity) -> Result<Self, ConversationError> {
+        if group.cipher_suite() != CIPHER_SUITE {
+            return Err(ConversationError::UnsupportedCipherSuite);
+        }
         let policy = Policy::from_extensions(&group.context().extensions)?;
         let mut group = group;
         mls(group.write_to_storage())?;
@@ -337,8 +350,13 @@ impl<C: MlsConfig> Conversation<C> {
         }
         self.policy
             .check_message(content.ttl_seconds, content.burn_on_read)?;
+        if self.seen_ids.contains(&content.id) {
+            return Err(ConversationError::Duplicate);
+        }
         let bytes = Zeroizing::new(content.to_bytes()?);
         let message = mls(self.group.encrypt_application_message(&bytes, Vec::new()))?;
+        // Our own ids count as seen: a member reusing one is rejected here as everywhere.
+        self.seen_ids.insert(content.id);
         mls(message.to_bytes())
     }
 

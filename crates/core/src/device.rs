@@ -95,7 +95,8 @@ pub fn inspect_key_package(bytes: &[u8]) -> Result<DeviceIdentity, ConversationE
     let key_package = message
         .as_key_package()
         .ok_or_else(|| ConversationError::Mls("not a KeyPackage".into()))?;
-    Ok(device_identity(key_package.signing_identity())?)
+    device_identity(key_package.signing_identity())
+        .map_err(|e| ConversationError::Identity(e.to_string()))
 }
 
 /// One device of a user, able to publish KeyPackages and create or join conversations.

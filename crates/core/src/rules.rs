@@ -56,8 +56,10 @@ pub enum RuleError {
     /// The current or proposed policy is invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// A certificate in the roster or a KeyPackage is invalid.
-    #[error(transparent)]
+    /// A certificate in the roster or a KeyPackage is invalid. (The display starts with
+    /// [`IDENTITY_ERROR_PREFIX`], which is how [`crate::conversation`] tells it apart after
+    /// `mls-rs` has boxed it.)
+    #[error("invalid identity: {0}")]
     Identity(#[from] IdentityError),
     /// A proposal sent by someone who is not a member (e.g. a "new member" proposal).
     #[error("proposals from non-members are not allowed")]
@@ -66,6 +68,9 @@ pub enum RuleError {
     #[error("unknown member")]
     UnknownMember,
 }
+
+/// Prefix of the display of [`RuleError::Identity`].
+pub const IDENTITY_ERROR_PREFIX: &str = "invalid identity: ";
 
 impl IntoAnyError for RuleError {
     fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
