@@ -165,33 +165,29 @@ pub fn aes256gcm_open(
     Ok(buf)
 }
 
+fn digest_parts<const N: usize>(algorithm: &'static digest::Algorithm, parts: &[&[u8]]) -> [u8; N] {
+    let mut ctx = digest::Context::new(algorithm);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut out = [0u8; N];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
-    out
+    digest_parts(&digest::SHA256, &[data])
 }
 
 /// SHA-256 of the concatenation of `parts`, without copying them together.
 pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in parts {
-        ctx.update(part);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    digest_parts(&digest::SHA256, parts)
 }
 
 /// SHA-512 of the concatenation of `parts`.
 pub fn sha512_parts(parts: &[&[u8]]) -> [u8; 64] {
-    let mut ctx = digest::Context::new(&digest::SHA512);
-    for part in parts {
-        ctx.update(part);
-    }
-    let mut out = [0u8; 64];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    digest_parts(&digest::SHA512, parts)
 }
 
 struct OutLen(usize);

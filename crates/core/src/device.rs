@@ -3,8 +3,9 @@
 //!
 //! Every device runs `mls-rs` with exactly one ciphersuite, 0x0005
 //! (`MLS_256_DHKEMP521_AES256GCM_SHA512_P521`), the [`SottoIdentityProvider`] and the
-//! [`SottoMlsRules`]. Because the crypto provider enables no other suite, a conversation,
-//! KeyPackage or Welcome using another suite is refused (no downgrade).
+//! [`SottoMlsRules`]. The crypto provider advertises no other suite, and a conversation
+//! created or joined on another suite, or a KeyPackage of another suite, is refused
+//! explicitly (no downgrade).
 
 use mls_rs::{
     client_builder::{
