@@ -7,7 +7,7 @@
 //! MLS-authenticated sender, that the TTL and burn-on-read flag respect the policy, and
 //! that the message id was not seen before. Any failure is an error and yields no message.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use mls_rs::{
     client_builder::MlsConfig,
@@ -15,6 +15,7 @@ use mls_rs::{
     group::{proposal::Proposal, CommitEffect, ReceivedMessage as MlsReceived},
     Group, MlsMessage, MlsMessageDescription,
 };
+use mls_rs_codec::MlsEncode;
 use mls_rs_core::identity::SigningIdentity;
 use zeroize::Zeroizing;
 
@@ -203,6 +204,9 @@ pub struct Conversation<C: MlsConfig> {
     policy: Policy,
     seen_ciphertexts: Window<[u8; 32]>,
     seen_ids: Window<MessageId>,
+    /// Senders whose certificates were verified in this epoch, by SHA-256 of their
+    /// encoded signing identity; cleared at every commit, so at most one entry per member.
+    verified_senders: HashMap<[u8; 32], DeviceIdentity>,
 }
 
 impl<C: MlsConfig> core::fmt::Debug for Conversation<C> {
@@ -232,6 +236,7 @@ impl<C: MlsConfig> Conversation<C> {
             policy,
             seen_ciphertexts: Window::default(),
             seen_ids: Window::default(),
+            verified_senders: HashMap::new(),
         })
     }
 
@@ -438,7 +443,7 @@ impl<C: MlsConfig> Conversation<C> {
         plaintext: &[u8],
         now_ms: u64,
     ) -> Result<ReceivedMessage, ConversationError> {
-        let sender = device_identity(sender)?;
+        let sender = self.sender_identity(sender)?;
         let content = Content::from_bytes(plaintext)?;
         if content.sender_user != sender.user.as_str() || content.sender_device != sender.device_id
         {
@@ -458,6 +463,25 @@ impl<C: MlsConfig> Conversation<C> {
             sender,
             content,
         })
+    }
+
+    /// The verified identity of a message's sender. The certificate is checked on every
+    /// message, but a check already passed for the same credential and key in this epoch is
+    /// remembered, so that a message costs one signature verification (MLS's), not two.
+    fn sender_identity(
+        &mut self,
+        sender: &SigningIdentity,
+    ) -> Result<DeviceIdentity, ConversationError> {
+        let encoded = sender
+            .mls_encode_to_vec()
+            .map_err(|e| ConversationError::Mls(e.to_string()))?;
+        let key = crypto::sha256(&encoded);
+        if let Some(identity) = self.verified_senders.get(&key) {
+            return Ok(identity.clone());
+        }
+        let identity = device_identity(sender)?;
+        self.verified_senders.insert(key, identity.clone());
+        Ok(identity)
     }
 
     fn roster_snapshot(&self) -> Vec<(u32, SigningIdentity)> {
@@ -504,6 +528,7 @@ impl<C: MlsConfig> Conversation<C> {
         if !self_removed {
             self.policy = Policy::from_extensions(&self.group.context().extensions)?;
         }
+        self.verified_senders.clear();
         // Persist the new epoch; this also lets the storage forget epochs older than the
         // retention limit, deleting their secrets.
         mls(self.group.write_to_storage())?;
