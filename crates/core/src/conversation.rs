@@ -7,7 +7,7 @@
 //! MLS-authenticated sender, that the TTL and burn-on-read flag respect the policy, and
 //! that the message id was not seen before. Any failure is an error and yields no message.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use mls_rs::{
     client_builder::MlsConfig,
@@ -15,7 +15,6 @@ use mls_rs::{
     group::{proposal::Proposal, CommitEffect, ReceivedMessage as MlsReceived},
     Group, MlsMessage, MlsMessageDescription,
 };
-use mls_rs_codec::MlsEncode;
 use mls_rs_core::identity::SigningIdentity;
 use zeroize::Zeroizing;
 
@@ -30,8 +29,14 @@ use crate::rules::IDENTITY_ERROR_PREFIX;
 /// How many recent ciphertext hashes and message ids each conversation remembers to
 /// reject replays and duplicates.
 pub const REPLAY_WINDOW: usize = 4096;
-/// Largest MLS message accepted from the network (1 MiB).
-pub const MAX_MESSAGE_LEN: usize = 1 << 20;
+/// Largest handshake message (commit or proposal) or Welcome accepted from the network
+/// (16 MiB). A commit carries about 1.3 kB per added device and a Welcome the whole
+/// ratchet tree (about 1.25 kB per member), so this admits groups of several thousand
+/// devices while bounding what a hostile server can make a client parse.
+pub const MAX_MESSAGE_LEN: usize = 16 << 20;
+/// Largest application message accepted (content of at most
+/// [`MAX_CONTENT_LEN`](crate::content::MAX_CONTENT_LEN) plus padding, signature and framing).
+pub const MAX_APPLICATION_MESSAGE_LEN: usize = 128 << 10;
 
 /// Why a conversation operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -204,9 +209,6 @@ pub struct Conversation<C: MlsConfig> {
     policy: Policy,
     seen_ciphertexts: Window<[u8; 32]>,
     seen_ids: Window<MessageId>,
-    /// Senders whose certificates were verified in this epoch, by SHA-256 of their
-    /// encoded signing identity; cleared at every commit, so at most one entry per member.
-    verified_senders: HashMap<[u8; 32], DeviceIdentity>,
 }
 
 impl<C: MlsConfig> core::fmt::Debug for Conversation<C> {
@@ -236,7 +238,6 @@ impl<C: MlsConfig> Conversation<C> {
             policy,
             seen_ciphertexts: Window::default(),
             seen_ids: Window::default(),
-            verified_senders: HashMap::new(),
         })
     }
 
@@ -406,6 +407,10 @@ impl<C: MlsConfig> Conversation<C> {
                 if group_id != self.group.group_id() {
                     return Err(ConversationError::WrongConversation);
                 }
+                let is_application = content_type == mls_rs::group::ContentType::Application;
+                if is_application && bytes.len() > MAX_APPLICATION_MESSAGE_LEN {
+                    return Err(ConversationError::TooLarge(bytes.len()));
+                }
                 content_type == mls_rs::group::ContentType::Commit
             }
             _ => return Err(ConversationError::Mls("not a conversation message".into())),
@@ -443,7 +448,7 @@ impl<C: MlsConfig> Conversation<C> {
         plaintext: &[u8],
         now_ms: u64,
     ) -> Result<ReceivedMessage, ConversationError> {
-        let sender = self.sender_identity(sender)?;
+        let sender = device_identity(sender)?;
         let content = Content::from_bytes(plaintext)?;
         if content.sender_user != sender.user.as_str() || content.sender_device != sender.device_id
         {
@@ -463,25 +468,6 @@ impl<C: MlsConfig> Conversation<C> {
             sender,
             content,
         })
-    }
-
-    /// The verified identity of a message's sender. The certificate is checked on every
-    /// message, but a check already passed for the same credential and key in this epoch is
-    /// remembered, so that a message costs one signature verification (MLS's), not two.
-    fn sender_identity(
-        &mut self,
-        sender: &SigningIdentity,
-    ) -> Result<DeviceIdentity, ConversationError> {
-        let encoded = sender
-            .mls_encode_to_vec()
-            .map_err(|e| ConversationError::Mls(e.to_string()))?;
-        let key = crypto::sha256(&encoded);
-        if let Some(identity) = self.verified_senders.get(&key) {
-            return Ok(identity.clone());
-        }
-        let identity = device_identity(sender)?;
-        self.verified_senders.insert(key, identity.clone());
-        Ok(identity)
     }
 
     fn roster_snapshot(&self) -> Vec<(u32, SigningIdentity)> {
@@ -528,7 +514,6 @@ impl<C: MlsConfig> Conversation<C> {
         if !self_removed {
             self.policy = Policy::from_extensions(&self.group.context().extensions)?;
         }
-        self.verified_senders.clear();
         // Persist the new epoch; this also lets the storage forget epochs older than the
         // retention limit, deleting their secrets.
         mls(self.group.write_to_storage())?;

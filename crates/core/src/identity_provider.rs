@@ -7,6 +7,10 @@
 //! message and commit is then signed by a leaf key that passed this check, and MLS
 //! verifies that signature on receipt.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use mls_rs_codec::MlsEncode;
 use mls_rs_core::{
     error::IntoAnyError,
     extension::ExtensionList,
@@ -17,6 +21,7 @@ use mls_rs_core::{
     time::MlsTime,
 };
 
+use crate::crypto;
 use crate::identity::{DeviceCertificate, DeviceIdentity, IdentityError};
 
 /// The MLS credential type of a Sotto device certificate (private-use range of RFC 9420).
@@ -32,7 +37,46 @@ pub fn credential(certificate: &DeviceCertificate) -> Result<Credential, Identit
 
 /// Extracts and verifies the device certificate of an MLS signing identity, checking that
 /// it certifies the identity's signature key.
+///
+/// Verification is a pure function of the signing identity's bytes, so its successful
+/// results are remembered ([`VERIFIED_CACHE_LIMIT`] entries, keyed by the SHA-256 of the
+/// encoded signing identity): a certificate is checked wherever it is used — every add,
+/// Welcome, commit and received message — but its signature is verified once.
 pub fn device_identity(
+    signing_identity: &SigningIdentity,
+) -> Result<DeviceIdentity, IdentityError> {
+    let key = signing_identity
+        .mls_encode_to_vec()
+        .map(|bytes| crypto::sha256(&bytes))
+        .map_err(|_| IdentityError::Encode)?;
+    if let Some(identity) = verified().get(&key) {
+        return Ok(identity.clone());
+    }
+    let identity = verify_signing_identity(signing_identity)?;
+    let mut cache = verified();
+    if cache.len() >= VERIFIED_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(key, identity.clone());
+    Ok(identity)
+}
+
+/// How many verified signing identities [`device_identity`] remembers (about 10 MB at most).
+pub const VERIFIED_CACHE_LIMIT: usize = 16_384;
+
+type VerifiedCache = HashMap<[u8; 32], DeviceIdentity>;
+
+fn verified() -> MutexGuard<'static, VerifiedCache> {
+    static CACHE: OnceLock<Mutex<VerifiedCache>> = OnceLock::new();
+    // A panic while holding the lock cannot leave a wrong entry behind (entries are inserted
+    // whole), so a poisoned lock is still safe to use.
+    CACHE
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+fn verify_signing_identity(
     signing_identity: &SigningIdentity,
 ) -> Result<DeviceIdentity, IdentityError> {
     let Credential::Custom(custom) = &signing_identity.credential else {
@@ -103,5 +147,34 @@ impl IdentityProvider for SottoIdentityProvider {
 
     fn supported_types(&self) -> Vec<CredentialType> {
         vec![SOTTO_CREDENTIAL]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::SigningKey;
+    use crate::identity::{DeviceId, UserId, UserRootKey};
+
+    #[test]
+    fn the_verification_cache_never_vouches_for_other_bytes() {
+        let root = UserRootKey::generate(UserId::new("alice").unwrap()).unwrap();
+        let key = SigningKey::generate().unwrap().public_key();
+        let cert = root.certify_device(DeviceId([3; 16]), &key, 1).unwrap();
+        let good = SigningIdentity::new(credential(&cert).unwrap(), key.clone().into());
+        let first = device_identity(&good).unwrap();
+        assert_eq!(device_identity(&good).unwrap(), first);
+        // The same certificate presented with another key is refused, cache or not.
+        let other_key = SigningKey::generate().unwrap().public_key();
+        let swapped = SigningIdentity::new(credential(&cert).unwrap(), other_key.into());
+        assert_eq!(
+            device_identity(&swapped),
+            Err(IdentityError::DeviceKeyMismatch)
+        );
+        assert_eq!(
+            device_identity(&swapped),
+            Err(IdentityError::DeviceKeyMismatch)
+        );
     }
 }
