@@ -87,16 +87,18 @@ impl core::fmt::Debug for Attachment {
 }
 
 /// Receipts for earlier messages of the same conversation.
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode)]
+#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
 pub struct Receipt {
     /// Delivered or read.
+    #[zeroize(skip)]
     pub kind: ReceiptKind,
     /// The messages it acknowledges.
+    #[zeroize(skip)]
     pub messages: Vec<MessageId>,
 }
 
 /// Call signalling (offer, answer, candidates, hang-up), opaque to this layer.
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode)]
+#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
 pub struct CallSignal {
     /// The call this belongs to.
     pub call_id: [u8; 16],
@@ -105,7 +107,7 @@ pub struct CallSignal {
 }
 
 /// A control message for the application (e.g. a conversation's display name).
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode)]
+#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
 pub struct Control {
     /// Application-defined kind.
     pub kind: u16,
@@ -114,7 +116,7 @@ pub struct Control {
 }
 
 /// The body of a message.
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode)]
+#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
 #[repr(u16)]
 pub enum Body {
     /// UTF-8 text.
@@ -129,15 +131,18 @@ pub enum Body {
     Control(Control) = 5,
 }
 
-/// One message as its sender wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode)]
+/// One message as its sender wrote it. Zeroized on drop: the text and keys it carries are
+/// wiped from memory when the message is dropped.
+#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize, ZeroizeOnDrop)]
 pub struct Content {
     version: u8,
     /// Sender-chosen id, unique per conversation.
+    #[zeroize(skip)]
     pub id: MessageId,
     /// The sending user.
     pub sender_user: String,
     /// The sending device.
+    #[zeroize(skip)]
     pub sender_device: DeviceId,
     /// When it was sent, milliseconds since the Unix epoch (sender's clock).
     pub sent_at_ms: u64,

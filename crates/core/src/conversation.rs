@@ -453,7 +453,7 @@ impl<C: MlsConfig> Conversation<C> {
         if content.sender_user != sender.user.as_str() || content.sender_device != sender.device_id
         {
             return Err(ConversationError::SenderMismatch {
-                claimed: content.sender_user,
+                claimed: content.sender_user.clone(),
                 actual: sender.user.to_string(),
             });
         }
