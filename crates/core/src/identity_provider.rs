@@ -61,6 +61,12 @@ pub fn device_identity(
     Ok(identity)
 }
 
+/// Forgets every remembered verification, as in a freshly started process. Only
+/// benchmarks need this: they measure the cost of verifying, not of remembering.
+pub fn forget_verified_identities() {
+    verified().clear();
+}
+
 /// How many verified signing identities [`device_identity`] remembers (about 10 MB at most).
 pub const VERIFIED_CACHE_LIMIT: usize = 16_384;
 
