@@ -270,6 +270,31 @@ mod tests {
         assert_eq!(huge.to_bytes(), Err(ContentError::TooLarge));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_valid_content_roundtrips(
+            user in "[a-z][a-z0-9._-]{0,63}",
+            device in proptest::array::uniform16(proptest::num::u8::ANY),
+            id in proptest::array::uniform16(proptest::num::u8::ANY),
+            sent_at_ms in proptest::num::u64::ANY,
+            ttl in proptest::num::u32::ANY,
+            burn in proptest::bool::ANY,
+            text in ".{0,200}",
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            which in 0u8..3,
+        ) {
+            let body = match which {
+                0 => Body::Text(text),
+                1 => Body::Call(CallSignal { call_id: id, payload }),
+                _ => Body::Control(Control { kind: u16::from(id[0]), payload }),
+            };
+            let mut c = Content::new(&user, DeviceId(device), sent_at_ms, ttl, burn, body).unwrap();
+            c.id = MessageId(id);
+            let bytes = c.to_bytes().unwrap();
+            proptest::prop_assert_eq!(Content::from_bytes(&bytes).unwrap(), c);
+        }
+    }
+
     #[test]
     fn expiry_never_trusts_a_future_send_time() {
         let mut c = sample(Body::Text("hi".into()));

@@ -219,6 +219,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_valid_policy_roundtrips(
+            managers in proptest::collection::btree_set(
+                proptest::array::uniform32(proptest::num::u8::ANY), 1..=MAX_MANAGERS),
+            ttl in 1..=MAX_TTL_SECONDS,
+            required in proptest::bool::ANY,
+        ) {
+            let managers: Vec<RootFingerprint> = managers.into_iter().map(RootFingerprint).collect();
+            let burn = if required { BurnOnRead::Required } else { BurnOnRead::Allowed };
+            let p = Policy::new(managers, ttl, burn).unwrap();
+            proptest::prop_assert_eq!(Policy::from_extensions(&p.to_extensions().unwrap()).unwrap(), p);
+        }
+    }
+
     #[test]
     fn roundtrips_through_extensions_and_rejects_missing() {
         let p = Policy::new(vec![fp(1)], 60, BurnOnRead::Allowed).unwrap();

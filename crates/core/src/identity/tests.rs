@@ -181,3 +181,23 @@ fn debug_output_never_shows_secrets() {
         r#"DeviceCertificate { user_id: "alice", device_id: DeviceId(abababababababababababababababab), created_at: 7, .. }"#
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+    #[test]
+    fn any_certificate_roundtrips_and_verifies(
+        name in "[a-z0-9][a-z0-9._-]{0,63}",
+        device in proptest::array::uniform16(proptest::num::u8::ANY),
+        created_at in proptest::num::u64::ANY,
+    ) {
+        let root = root(&name);
+        let key = device_key();
+        let cert = root.certify_device(DeviceId(device), &key, created_at).unwrap();
+        let parsed = DeviceCertificate::from_bytes(&cert.to_bytes().unwrap()).unwrap();
+        proptest::prop_assert_eq!(&parsed, &cert);
+        let who = parsed.verify_for_key(&key).unwrap();
+        proptest::prop_assert_eq!(who.user.as_str(), name.as_str());
+        proptest::prop_assert_eq!(who.device_id, DeviceId(device));
+        proptest::prop_assert_eq!(who.created_at, created_at);
+    }
+}
