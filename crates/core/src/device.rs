@@ -20,7 +20,10 @@ use mls_rs_core::{crypto::SignatureSecretKey, identity::SigningIdentity};
 use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 
 use crate::conversation::{Conversation, ConversationError, MAX_MESSAGE_LEN};
-use crate::identity::{DeviceCertificate, DeviceId, DeviceIdentity, UserRootKey};
+use crate::identity::{
+    DeviceCertificate, DeviceId, DeviceIdentity, IdentityError, RootFingerprint, UserId,
+    UserRootKey,
+};
 use crate::identity_provider::{credential, device_identity, SottoIdentityProvider};
 use crate::policy::{Policy, POLICY_EXTENSION};
 use crate::rules::SottoMlsRules;
@@ -98,6 +101,24 @@ pub fn inspect_key_package(bytes: &[u8]) -> Result<DeviceIdentity, ConversationE
         .ok_or_else(|| ConversationError::Mls("not a KeyPackage".into()))?;
     device_identity(key_package.signing_identity())
         .map_err(|e| ConversationError::Identity(e.to_string()))
+}
+
+/// Checks a KeyPackage fetched from the server for a device of `user`, whose root key the
+/// caller trusts under fingerprint `root`: the KeyPackage must carry a valid certificate of
+/// exactly that user and root key. This is the check a client makes before adding a device,
+/// so that a server substituting keys is caught (`Identity`, "belongs to another user").
+pub fn expect_key_package(
+    bytes: &[u8],
+    user: &UserId,
+    root: &RootFingerprint,
+) -> Result<DeviceIdentity, ConversationError> {
+    let identity = inspect_key_package(bytes)?;
+    if &identity.user != user || &identity.root_fingerprint != root {
+        return Err(ConversationError::Identity(
+            IdentityError::UserMismatch.to_string(),
+        ));
+    }
+    Ok(identity)
 }
 
 /// One device of a user, able to publish KeyPackages and create or join conversations.

@@ -355,6 +355,22 @@ impl DeviceCertificate {
         Ok(identity)
     }
 
+    /// Verifies the certificate and that it belongs to `user` under the root key with
+    /// fingerprint `root` — the key the caller already trusts for that user (pinned, or
+    /// checked with a safety number). A certificate of another user, or of the same user
+    /// id under another root key (a key substituted by a server), is `UserMismatch`.
+    pub fn verify_for_user(
+        &self,
+        user: &UserId,
+        root: &RootFingerprint,
+    ) -> Result<DeviceIdentity, IdentityError> {
+        let identity = self.verify()?;
+        if &identity.user != user || &identity.root_fingerprint != root {
+            return Err(IdentityError::UserMismatch);
+        }
+        Ok(identity)
+    }
+
     /// The certified MLS signature public key of the device (unverified until
     /// [`verify`](Self::verify) succeeds).
     pub fn device_key(&self) -> &[u8] {

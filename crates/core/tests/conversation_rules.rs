@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use sotto_core::conversation::{ConversationError, Event};
-use sotto_core::device::inspect_key_package;
+use sotto_core::device::{expect_key_package, inspect_key_package};
 
 /// alice (manager) with bob (member) in one conversation; returns both sides.
 fn pair() -> (
@@ -103,5 +103,20 @@ fn inspecting_a_key_package_names_its_owner() {
     assert!(matches!(
         inspect_key_package(&vec![0u8; 20_000]),
         Err(ConversationError::TooLarge(20_000))
+    ));
+}
+
+#[test]
+fn a_key_package_substituted_by_the_server_is_caught() {
+    let bob = user("bob");
+    let fake_bob = user("bob"); // same user id, another root key: the server's own
+    let pinned = bob.public_key().fingerprint();
+    let id = bob.user().clone();
+    let real = device(&bob).key_package().unwrap();
+    assert_eq!(expect_key_package(&real, &id, &pinned).unwrap().user, id);
+    let fake = device(&fake_bob).key_package().unwrap();
+    assert!(matches!(
+        expect_key_package(&fake, &id, &pinned),
+        Err(ConversationError::Identity(m)) if m.contains("another user")
     ));
 }

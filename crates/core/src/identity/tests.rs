@@ -60,6 +60,33 @@ fn certificate_for_another_key_is_refused() {
 }
 
 #[test]
+fn certificate_of_another_user_or_root_key_is_refused() {
+    let alice = root("alice");
+    let impostor = root("alice");
+    let bob = root("bob");
+    let alice_fp = alice.public_key().fingerprint();
+    let id = UserId::new("alice").unwrap();
+    let real = alice
+        .certify_device(DeviceId([1; 16]), &device_key(), 1)
+        .unwrap();
+    assert!(real.verify_for_user(&id, &alice_fp).is_ok());
+    let substituted = impostor
+        .certify_device(DeviceId([1; 16]), &device_key(), 1)
+        .unwrap();
+    assert_eq!(
+        substituted.verify_for_user(&id, &alice_fp),
+        Err(IdentityError::UserMismatch)
+    );
+    let other = bob
+        .certify_device(DeviceId([1; 16]), &device_key(), 1)
+        .unwrap();
+    assert_eq!(
+        other.verify_for_user(&id, &alice_fp),
+        Err(IdentityError::UserMismatch)
+    );
+}
+
+#[test]
 fn every_tampered_field_breaks_the_signature() {
     let alice = root("alice");
     let mallory = root("mallory");
