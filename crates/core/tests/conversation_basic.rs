@@ -96,12 +96,7 @@ fn a_manager_adds_and_removes_in_one_commit_and_changes_the_policy() {
 
 #[test]
 fn call_keys_agree_within_an_epoch() {
-    let (alice, bob) = (user("alice"), user("bob"));
-    let (a, b) = (device(&alice), device(&bob));
-    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
-    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
-    ca.merge_pending_commit().unwrap();
-    let cb = b.join(&out.welcome.unwrap()).unwrap();
+    let (_alice, ca, cb) = pair();
     let ka = ca.export_secret(b"sotto call", b"call-1", 32).unwrap();
     let kb = cb.export_secret(b"sotto call", b"call-1", 32).unwrap();
     assert_eq!(ka, kb);

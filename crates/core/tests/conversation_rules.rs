@@ -6,21 +6,6 @@ use common::*;
 use sotto_core::conversation::{ConversationError, Event};
 use sotto_core::device::{expect_key_package, inspect_key_package};
 
-/// alice (manager) with bob (member) in one conversation; returns both sides.
-fn pair() -> (
-    sotto_core::identity::UserRootKey,
-    sotto_core::conversation::Conversation<sotto_core::device::SottoConfig>,
-    sotto_core::conversation::Conversation<sotto_core::device::SottoConfig>,
-) {
-    let (alice, bob) = (user("alice"), user("bob"));
-    let (a, b) = (device(&alice), device(&bob));
-    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
-    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
-    ca.merge_pending_commit().unwrap();
-    let cb = b.join(&out.welcome.unwrap()).unwrap();
-    (alice, ca, cb)
-}
-
 #[test]
 fn a_non_members_add_me_proposal_is_refused() {
     let (_alice, ca, mut cb) = pair();

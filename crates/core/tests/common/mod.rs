@@ -1,7 +1,8 @@
 //! Helpers shared by the conversation tests: users, devices and policies.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use sotto_core::device::{Device, NewDevice};
+use sotto_core::conversation::Conversation;
+use sotto_core::device::{Device, NewDevice, SottoConfig};
 use sotto_core::identity::{UserId, UserRootKey};
 use sotto_core::policy::{BurnOnRead, Policy};
 
@@ -29,4 +30,19 @@ pub fn policy(managers: &[&UserRootKey]) -> Policy {
         BurnOnRead::Allowed,
     )
     .unwrap()
+}
+
+/// alice (the manager) and bob in one conversation: alice's root key and both sides.
+pub fn pair() -> (
+    UserRootKey,
+    Conversation<SottoConfig>,
+    Conversation<SottoConfig>,
+) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (a, b) = (device(&alice), device(&bob));
+    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
+    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
+    ca.merge_pending_commit().unwrap();
+    let cb = b.join(&out.welcome.unwrap()).unwrap();
+    (alice, ca, cb)
 }
