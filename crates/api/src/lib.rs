@@ -1,0 +1,150 @@
+//! # sotto-api
+//!
+//! The wire types of the Sotto client–server protocol: JSON bodies of the HTTP control
+//! plane, shared by `sotto-server` and the client so that both sides agree by construction.
+//! Binary fields (keys, certificates, ciphertext) travel as standard, padded base64
+//! ([`Bytes`]). Every route is under `/v1`.
+//!
+//! The server only ever sees what these types carry: public keys, certificates, and
+//! (later) ciphertext and sealed backups — never a secret key or plaintext.
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Path prefix of this version of the API.
+pub const API_PREFIX: &str = "/v1";
+
+/// Binary data, carried in JSON as a standard (padded) base64 string.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl core::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes)
+            .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+/// `POST /v1/accounts`: register a user id with the user's root public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAccount {
+    /// The user id (see `sotto_core::identity::UserId`).
+    pub username: String,
+    /// The root public key (uncompressed P-521 point).
+    pub root_public_key: Bytes,
+}
+
+/// `POST /v1/accounts/{username}/devices`: publish a device certificate. The server
+/// accepts it only if it verifies under the account's root key, so only the holder of
+/// that key can add a device; publishing the same certificate again changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    /// The encoded device certificate.
+    pub certificate: Bytes,
+}
+
+/// One published device of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The device id, lower-case hex.
+    pub device_id: String,
+    /// The encoded device certificate; clients verify it themselves.
+    pub certificate: Bytes,
+}
+
+/// `GET /v1/accounts/{username}`: an account's public identity and its devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The user id.
+    pub username: String,
+    /// The root public key; clients pin it and compare safety numbers.
+    pub root_public_key: Bytes,
+    /// The published devices, ordered by device id.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// What kind of error a request met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or invalid.
+    BadRequest,
+    /// The named resource does not exist.
+    NotFound,
+    /// The resource exists already, or the request conflicts with the current state.
+    Conflict,
+    /// The request body is larger than the server accepts.
+    TooLarge,
+    /// The server failed; the request may be retried.
+    Internal,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable kind.
+    pub error: ErrorCode,
+    /// A sentence for people. Never contains secrets or client addresses.
+    pub message: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"` when the server and its database answer.
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bytes_are_base64_in_json() {
+        let body = RegisterDevice {
+            certificate: Bytes(vec![0, 1, 2, 250]),
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert_eq!(json, r#"{"certificate":"AAEC+g=="}"#);
+        assert_eq!(serde_json::from_str::<RegisterDevice>(&json).unwrap(), body);
+        assert!(serde_json::from_str::<RegisterDevice>(r#"{"certificate":"%%"}"#).is_err());
+        assert!(serde_json::from_str::<RegisterDevice>(r#"{"certificate":"","x":1}"#).is_err());
+        assert_eq!(format!("{:?}", body.certificate), "Bytes(4 bytes)");
+    }
+
+    #[test]
+    fn error_codes_are_snake_case() {
+        let e = ApiError {
+            error: ErrorCode::TooLarge,
+            message: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"error":"too_large","message":"m"}"#
+        );
+    }
+}

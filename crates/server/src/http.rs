@@ -1,0 +1,231 @@
+//! The HTTP control plane: routes, JSON bodies with size limits, and errors as JSON.
+//!
+//! Every request body is limited ([`MAX_BODY`]); malformed, invalid or oversized input is a
+//! 4xx with an [`ApiError`] body, never a 5xx or a panic. Nothing here logs or reads a
+//! client's address.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sotto_api::{
+    Account, ApiError, Bytes, DeviceInfo, ErrorCode, Health, RegisterAccount, RegisterDevice,
+};
+use sotto_core::identity::{DeviceCertificate, RootPublicKey, UserId};
+
+use crate::store::{Put, Store, StoreError};
+
+/// Largest request body accepted on the control plane (64 KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// An error answer: status and JSON body.
+#[derive(Debug)]
+pub struct Failure(StatusCode, ApiError);
+
+impl Failure {
+    fn new(status: StatusCode, error: ErrorCode, message: impl Into<String>) -> Self {
+        Self(
+            status,
+            ApiError {
+                error,
+                message: message.into(),
+            },
+        )
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no such {what}"),
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<JsonRejection> for Failure {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooLarge,
+                format!("request body exceeds {MAX_BODY} bytes"),
+            )
+        } else {
+            Self::bad_request(rejection.body_text())
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, "already exists")
+            }
+            StoreError::NotFound => Self::not_found("account"),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "storage failure",
+                )
+            }
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+/// Runs a blocking storage call off the async workers.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(_) => Err(Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "storage task failed",
+        )),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn user_id(name: &str) -> Result<UserId> {
+    UserId::new(name).map_err(|e| Failure::bad_request(e.to_string()))
+}
+
+/// The router of the control plane over `store`.
+pub fn router(store: Arc<Store>) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/v1/accounts", post(register_account))
+        .route("/v1/accounts/{username}", get(account))
+        .route("/v1/accounts/{username}/devices", post(register_device))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback(|| async { Failure::not_found("route") })
+        .with_state(store)
+}
+
+async fn health(State(store): State<Arc<Store>>) -> Result<Json<Health>> {
+    blocking(&store, |s| s.ping()).await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+async fn register_account(
+    State(store): State<Arc<Store>>,
+    body: std::result::Result<Json<RegisterAccount>, JsonRejection>,
+) -> Result<(StatusCode, Json<Account>)> {
+    let Json(request) = body?;
+    let user = user_id(&request.username)?;
+    let root = RootPublicKey::from_bytes(&request.root_public_key.0)
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    let (name, key) = (user.to_string(), root.as_bytes().to_vec());
+    blocking(&store, move |s| s.create_account(&name, &key, now())).await?;
+    tracing::info!(event = "account_registered", "account registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(Account {
+            username: user.to_string(),
+            root_public_key: Bytes(root.as_bytes().to_vec()),
+            devices: Vec::new(),
+        }),
+    ))
+}
+
+async fn account(
+    State(store): State<Arc<Store>>,
+    Path(username): Path<String>,
+) -> Result<Json<Account>> {
+    let user = user_id(&username)?;
+    let name = user.to_string();
+    let row = blocking(&store, move |s| s.account(&name))
+        .await?
+        .ok_or_else(|| Failure::not_found("account"))?;
+    let devices = row
+        .devices
+        .into_iter()
+        .map(|(id, certificate)| DeviceInfo {
+            device_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            certificate: Bytes(certificate),
+        })
+        .collect();
+    Ok(Json(Account {
+        username: user.to_string(),
+        root_public_key: Bytes(row.root_public_key),
+        devices,
+    }))
+}
+
+async fn register_device(
+    State(store): State<Arc<Store>>,
+    Path(username): Path<String>,
+    body: std::result::Result<Json<RegisterDevice>, JsonRejection>,
+) -> Result<(StatusCode, Json<DeviceInfo>)> {
+    let Json(request) = body?;
+    let user = user_id(&username)?;
+    let certificate = DeviceCertificate::from_bytes(&request.certificate.0)
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    let name = user.to_string();
+    let row = blocking(&store, move |s| s.account(&name))
+        .await?
+        .ok_or_else(|| Failure::not_found("account"))?;
+    let root = RootPublicKey::from_bytes(&row.root_public_key).map_err(|_| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "stored key invalid",
+        )
+    })?;
+    // The server cannot mint certificates: only one signed by this account's root key is
+    // accepted, so only the user can add a device to the account.
+    let device = certificate
+        .verify_for_user(&user, &root.fingerprint())
+        .map_err(|e| Failure::bad_request(format!("device certificate refused: {e}")))?;
+    let (name, id, cert) = (
+        user.to_string(),
+        device.device_id.0.to_vec(),
+        request.certificate.0.clone(),
+    );
+    let put = blocking(&store, move |s| s.put_device(&name, &id, &cert, now())).await?;
+    let status = match put {
+        Put::Created => {
+            tracing::info!(event = "device_registered", "device registered");
+            StatusCode::CREATED
+        }
+        Put::Unchanged => StatusCode::OK,
+    };
+    Ok((
+        status,
+        Json(DeviceInfo {
+            device_id: device.device_id.to_hex(),
+            certificate: request.certificate,
+        }),
+    ))
+}

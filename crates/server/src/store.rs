@@ -1,0 +1,191 @@
+//! The server's storage on embedded SQLite.
+//!
+//! One database file in the data directory, migrated with `PRAGMA user_version`, in WAL
+//! mode with `secure_delete` on (deleted rows are overwritten, not left in free pages).
+//! It holds only public material: user ids, root public keys and device certificates.
+//! Calls are synchronous; the HTTP layer runs them on the blocking pool.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The schema, one entry per version; `user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts and their devices.
+    "CREATE TABLE accounts (
+         username        TEXT PRIMARY KEY,
+         root_public_key BLOB NOT NULL,
+         created_at      INTEGER NOT NULL
+     );
+     CREATE TABLE devices (
+         username    TEXT NOT NULL REFERENCES accounts(username),
+         device_id   BLOB NOT NULL,
+         certificate BLOB NOT NULL,
+         created_at  INTEGER NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );",
+];
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row already exists with other contents.
+    #[error("already exists")]
+    Conflict,
+    /// The named account does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database was written by a newer version of the server.
+    #[error("database schema version {0} is newer than this server understands")]
+    TooNew(i64),
+}
+
+/// An account as stored: its root key and devices `(device id, certificate)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// The user's root public key.
+    pub root_public_key: Vec<u8>,
+    /// `(device id, certificate)`, ordered by device id.
+    pub devices: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Whether [`Store::put_device`] stored something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// A new row.
+    Created,
+    /// The same row was already there.
+    Unchanged,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (every write is one
+        // transaction), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks that the database answers.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Registers an account; [`StoreError::Conflict`] if the user id is taken.
+    pub fn create_account(&self, username: &str, root: &[u8], now: u64) -> Result<(), StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT INTO accounts (username, root_public_key, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (username) DO NOTHING",
+            params![username, root, now_i64(now)],
+        )?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    /// An account and its devices, if it exists.
+    pub fn account(&self, username: &str) -> Result<Option<AccountRow>, StoreError> {
+        let conn = self.conn();
+        let Some(root_public_key) = conn
+            .query_row(
+                "SELECT root_public_key FROM accounts WHERE username = ?1",
+                [username],
+                |row| row.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare(
+            "SELECT device_id, certificate FROM devices WHERE username = ?1 ORDER BY device_id",
+        )?;
+        let devices = stmt
+            .query_map([username], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(AccountRow {
+            root_public_key,
+            devices,
+        }))
+    }
+
+    /// Stores a device certificate (already verified by the caller). The same certificate
+    /// again is [`Put::Unchanged`]; another certificate for the same device id is a conflict.
+    pub fn put_device(
+        &self,
+        username: &str,
+        device_id: &[u8],
+        certificate: &[u8],
+        now: u64,
+    ) -> Result<Put, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT certificate FROM devices WHERE username = ?1 AND device_id = ?2",
+                params![username, device_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let put = match existing {
+            Some(stored) if stored == certificate => Put::Unchanged,
+            Some(_) => return Err(StoreError::Conflict),
+            None => {
+                tx.execute(
+                    "INSERT INTO devices (username, device_id, certificate, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![username, device_id, certificate, now_i64(now)],
+                )?;
+                Put::Created
+            }
+        };
+        tx.commit()?;
+        Ok(put)
+    }
+}
+
+fn now_i64(now: u64) -> i64 {
+    i64::try_from(now).unwrap_or(i64::MAX)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
