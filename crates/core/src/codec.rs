@@ -51,8 +51,9 @@ pub fn decode_canonical<T: MlsDecode + MlsEncode>(
     max_len: usize,
 ) -> Result<T, DecodeError> {
     let value: T = decode_exact(bytes, max_len)?;
-    match value.mls_encode_to_vec() {
-        Ok(again) if again == bytes => Ok(value),
+    // The copy may be plaintext (message content): wipe it after comparing.
+    match value.mls_encode_to_vec().map(zeroize::Zeroizing::new) {
+        Ok(again) if again.as_slice() == bytes => Ok(value),
         _ => Err(DecodeError::Malformed),
     }
 }

@@ -7,11 +7,11 @@
 //! [`crate::conversation`]). The encoding is specified in `docs/protocol.md` ("Content").
 
 use mls_rs_codec::{MlsDecode, MlsEncode, MlsSize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{decode_versioned, DecodeError};
 use crate::crypto::{self, CryptoError};
-use crate::identity::DeviceId;
+use crate::identity::{DeviceId, UserId};
 
 /// Version of the content encoding produced by this library.
 pub const CONTENT_VERSION: u8 = 1;
@@ -115,8 +115,8 @@ pub struct Control {
     pub payload: Vec<u8>,
 }
 
-/// The body of a message.
-#[derive(Clone, Debug, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
+/// The body of a message. Its `Debug` shows only the kind and size, never the content.
+#[derive(Clone, PartialEq, Eq, MlsSize, MlsEncode, MlsDecode, Zeroize)]
 #[repr(u16)]
 pub enum Body {
     /// UTF-8 text.
@@ -129,6 +129,18 @@ pub enum Body {
     Call(CallSignal) = 4,
     /// Application control data.
     Control(Control) = 5,
+}
+
+impl core::fmt::Debug for Body {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Body::Text(text) => write!(f, "Text(<{} bytes>)", text.len()),
+            Body::Attachment(a) => write!(f, "{a:?}"),
+            Body::Receipt(r) => write!(f, "{r:?}"),
+            Body::Call(c) => write!(f, "Call(<{} bytes>)", c.payload.len()),
+            Body::Control(c) => write!(f, "Control(kind {}, <{} bytes>)", c.kind, c.payload.len()),
+        }
+    }
 }
 
 /// One message as its sender wrote it. Zeroized on drop: the text and keys it carries are
@@ -177,15 +189,16 @@ impl Content {
     }
 
     /// The encoding, checked against [`MAX_CONTENT_LEN`].
-    pub fn to_bytes(&self) -> Result<Vec<u8>, ContentError> {
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, ContentError> {
         if let Body::Text(text) = &self.body {
             if text.len() > MAX_TEXT_LEN {
                 return Err(ContentError::TooLarge);
             }
         }
-        let bytes = self
-            .mls_encode_to_vec()
-            .map_err(|_| ContentError::TooLarge)?;
+        let bytes = Zeroizing::new(
+            self.mls_encode_to_vec()
+                .map_err(|_| ContentError::TooLarge)?,
+        );
         if bytes.len() > MAX_CONTENT_LEN {
             return Err(ContentError::TooLarge);
         }
@@ -195,7 +208,9 @@ impl Content {
     /// Parses content from untrusted bytes (after MLS decryption).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ContentError> {
         let content: Self = decode_versioned(bytes, MAX_CONTENT_LEN, CONTENT_VERSION)?;
-        if matches!(&content.body, Body::Text(t) if t.len() > MAX_TEXT_LEN) {
+        if matches!(&content.body, Body::Text(t) if t.len() > MAX_TEXT_LEN)
+            || UserId::new(&content.sender_user).is_err()
+        {
             return Err(DecodeError::Malformed.into());
         }
         Ok(content)
@@ -302,6 +317,18 @@ mod tests {
         assert_eq!(c.expires_at_ms(5_000), 5_000 + 60_000);
         c.sent_at_ms = 1_000;
         assert_eq!(c.expires_at_ms(5_000), 1_000 + 60_000);
+    }
+
+    #[test]
+    fn message_debug_never_shows_the_text_and_senders_must_be_user_ids() {
+        let c = sample(Body::Text("my PIN is 4711".into()));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("4711"), "{debug}");
+        assert!(debug.contains("Text(<14 bytes>)"), "{debug}");
+        let mut spoof = sample(Body::Text("hi".into()));
+        spoof.sender_user = "Mallory\n\u{1b}[31m".into();
+        let bytes = spoof.mls_encode_to_vec().unwrap();
+        assert!(Content::from_bytes(&bytes).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 use mls_rs::{
     client_builder::MlsConfig,
     error::MlsError,
-    group::{proposal::Proposal, CommitEffect, ReceivedMessage as MlsReceived},
+    group::{proposal::Proposal, CommitEffect, ContentType, ReceivedMessage as MlsReceived},
     Group, MlsMessage, MlsMessageDescription,
 };
 use mls_rs_core::identity::SigningIdentity;
@@ -29,11 +29,15 @@ use crate::rules::IDENTITY_ERROR_PREFIX;
 /// How many recent ciphertext hashes and message ids each conversation remembers to
 /// reject replays and duplicates.
 pub const REPLAY_WINDOW: usize = 4096;
-/// Largest handshake message (commit or proposal) or Welcome accepted from the network
-/// (16 MiB). A commit carries about 1.3 kB per added device and a Welcome the whole
-/// ratchet tree (about 1.25 kB per member), so this admits groups of several thousand
-/// devices while bounding what a hostile server can make a client parse.
-pub const MAX_MESSAGE_LEN: usize = 16 << 20;
+/// Largest commit or Welcome accepted from the network (4 MiB). A commit carries about
+/// 1.3 kB per added device and a Welcome the whole ratchet tree (about 1.25 kB per
+/// member), so this admits groups of about 3000 devices while bounding the work a hostile
+/// server or member can cause (each member costs a signature verification on join).
+pub const MAX_MESSAGE_LEN: usize = 4 << 20;
+/// Largest proposal accepted (64 KiB): Sotto members only send proposals to leave.
+pub const MAX_PROPOSAL_LEN: usize = 64 << 10;
+/// Most proposals kept waiting for the next commit; more are refused.
+pub const MAX_PENDING_PROPOSALS: usize = 16;
 /// Largest application message accepted (content of at most
 /// [`MAX_CONTENT_LEN`](crate::content::MAX_CONTENT_LEN) plus padding, signature and framing).
 pub const MAX_APPLICATION_MESSAGE_LEN: usize = 128 << 10;
@@ -79,6 +83,15 @@ pub enum ConversationError {
     /// A handshake message arrived unencrypted; Sotto encrypts every conversation message.
     #[error("unencrypted conversation message refused")]
     Unencrypted,
+    /// This device is not a manager of the conversation it tried to create.
+    #[error("a conversation's creator must be one of its managers")]
+    NotAManager,
+    /// A Welcome for a conversation this device already has.
+    #[error("this device is already in that conversation")]
+    AlreadyMember,
+    /// Too many proposals are waiting for a commit.
+    #[error("too many pending proposals in this conversation")]
+    TooManyProposals,
     /// The message belongs to another conversation.
     #[error("message is for another conversation")]
     WrongConversation,
@@ -261,9 +274,26 @@ impl<C: MlsConfig> Conversation<C> {
         &self.group
     }
 
-    /// The underlying `mls-rs` group, mutably (e.g. to write it to storage).
+    /// The underlying `mls-rs` group, mutably. This bypasses every Sotto check on what is
+    /// sent; it exists for the test suites that play a modified client. Use
+    /// [`persist`](Self::persist) to store state.
+    #[doc(hidden)]
     pub fn mls_group_mut(&mut self) -> &mut Group<C> {
         &mut self.group
+    }
+
+    /// Writes the conversation's state to the device's group-state storage and lets the
+    /// storage forget epochs older than the retention limit.
+    ///
+    /// Conversations write their state at creation, on join and after every commit.
+    /// Between commits, every [`send`](Self::send) and [`process`](Self::process) advances
+    /// the secret tree (a used message key is deleted in memory only); a client with
+    /// persistent storage MUST call this after `send` before transmitting the ciphertext,
+    /// and after `process` before acknowledging the message to the server — otherwise a
+    /// restart would bring back used message keys (a replayed message would decrypt again,
+    /// and the sender would reuse keys that receivers refuse).
+    pub fn persist(&mut self) -> Result<(), ConversationError> {
+        mls(self.group.write_to_storage())
     }
 
     /// The member devices. Their certificates were verified when they entered.
@@ -359,7 +389,7 @@ impl<C: MlsConfig> Conversation<C> {
         if self.seen_ids.contains(&content.id) {
             return Err(ConversationError::Duplicate);
         }
-        let bytes = Zeroizing::new(content.to_bytes()?);
+        let bytes = content.to_bytes()?;
         let message = mls(self.group.encrypt_application_message(&bytes, Vec::new()))?;
         // Our own ids count as seen: a member reusing one is rejected here as everywhere.
         self.seen_ids.insert(content.id);
@@ -407,11 +437,20 @@ impl<C: MlsConfig> Conversation<C> {
                 if group_id != self.group.group_id() {
                     return Err(ConversationError::WrongConversation);
                 }
-                let is_application = content_type == mls_rs::group::ContentType::Application;
-                if is_application && bytes.len() > MAX_APPLICATION_MESSAGE_LEN {
+                let limit = match content_type {
+                    ContentType::Application => MAX_APPLICATION_MESSAGE_LEN,
+                    ContentType::Proposal => MAX_PROPOSAL_LEN,
+                    _ => MAX_MESSAGE_LEN,
+                };
+                if bytes.len() > limit {
                     return Err(ConversationError::TooLarge(bytes.len()));
                 }
-                content_type == mls_rs::group::ContentType::Commit
+                if content_type == ContentType::Proposal
+                    && self.group.get_cached_proposals().len() >= MAX_PENDING_PROPOSALS
+                {
+                    return Err(ConversationError::TooManyProposals);
+                }
+                content_type == ContentType::Commit
             }
             _ => return Err(ConversationError::Mls("not a conversation message".into())),
         };

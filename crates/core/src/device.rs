@@ -26,7 +26,7 @@ use crate::identity::{
 };
 use crate::identity_provider::{credential, device_identity, SottoIdentityProvider};
 use crate::policy::{Policy, POLICY_EXTENSION};
-use crate::rules::SottoMlsRules;
+use crate::rules::{RuleError, SottoMlsRules};
 
 /// The one MLS ciphersuite Sotto uses: 0x0005, P-521 / AES-256-GCM / SHA-512.
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::P521_AES256;
@@ -229,6 +229,9 @@ impl<C: MlsConfig> Device<C> {
         &self,
         policy: &Policy,
     ) -> Result<Conversation<C>, ConversationError> {
+        if !policy.is_manager(&self.identity.root_fingerprint) {
+            return Err(ConversationError::NotAManager);
+        }
         let group = self
             .client
             .create_group(policy.to_extensions()?, ExtensionList::new(), None)
@@ -236,17 +239,44 @@ impl<C: MlsConfig> Device<C> {
         Conversation::new(group, self.identity.clone())
     }
 
+    /// Loads a conversation this device stored earlier (see
+    /// [`Conversation::persist`]), checking its suite and policy again.
+    pub fn load_conversation(&self, id: &[u8]) -> Result<Conversation<C>, ConversationError> {
+        let group = self
+            .client
+            .load_group(id)
+            .map_err(ConversationError::from_mls)?;
+        Conversation::new(group, self.identity.clone())
+    }
+
     /// Joins a conversation from a Welcome message addressed to one of this device's
-    /// KeyPackages. The conversation must carry a valid Sotto policy.
+    /// KeyPackages. The conversation must carry a valid Sotto policy, and the membership
+    /// rule applies to the joiner too: the Welcome must come from a commit by a manager,
+    /// or by another device of this device's own user. A Welcome for a conversation this
+    /// device already has stored is refused, so it cannot overwrite that conversation.
     pub fn join(&self, welcome: &[u8]) -> Result<Conversation<C>, ConversationError> {
         if welcome.len() > MAX_MESSAGE_LEN {
             return Err(ConversationError::TooLarge(welcome.len()));
         }
         let message = MlsMessage::from_bytes(welcome).map_err(ConversationError::from_mls)?;
-        let (group, _info) = self
+        let (group, info) = self
             .client
             .join_group(None, &message, None)
             .map_err(ConversationError::from_mls)?;
+        if self.client.load_group(group.group_id()).is_ok() {
+            return Err(ConversationError::AlreadyMember);
+        }
+        let policy = Policy::from_extensions(&group.context().extensions)?;
+        let adder = group
+            .member_at_index(info.sender)
+            .ok_or(ConversationError::NotAManager)?;
+        let adder = device_identity(&adder.signing_identity)
+            .map_err(|e| ConversationError::Identity(e.to_string()))?;
+        if !policy.is_manager(&adder.root_fingerprint) && !adder.same_user(&self.identity) {
+            return Err(ConversationError::Rule(
+                RuleError::AddNotAllowed.to_string(),
+            ));
+        }
         Conversation::new(group, self.identity.clone())
     }
 }

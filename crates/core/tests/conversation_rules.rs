@@ -105,3 +105,106 @@ fn a_key_package_substituted_by_the_server_is_caught() {
         Err(ConversationError::Identity(m)) if m.contains("another user")
     ));
 }
+
+#[test]
+fn a_creator_must_manage_the_conversation() {
+    let (alice, bob) = (user("alice"), user("bob"));
+    assert!(matches!(
+        device(&alice).create_conversation(&policy(&[&bob])),
+        Err(ConversationError::NotAManager)
+    ));
+}
+
+#[test]
+fn a_welcome_cannot_overwrite_a_stored_conversation() {
+    let (alice, bob, mallory) = (user("alice"), user("bob"), user("mallory"));
+    let (a, b, m) = (device(&alice), device(&bob), device(&mallory));
+    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
+    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
+    ca.merge_pending_commit().unwrap();
+    let cb = b.join(&out.welcome.unwrap()).unwrap();
+
+    // Mallory makes her own conversation under the same id, as its manager, and adds bob.
+    let group = m
+        .mls_client()
+        .create_group_with_id(
+            cb.id().to_vec(),
+            policy(&[&mallory]).to_extensions().unwrap(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+    let mut group = group;
+    let mls_kp = mls_rs::MlsMessage::from_bytes(&b.key_package().unwrap()).unwrap();
+    let out = group
+        .commit_builder()
+        .add_member(mls_kp)
+        .unwrap()
+        .build()
+        .unwrap();
+    let welcome = out.welcome_messages[0].to_bytes().unwrap();
+    assert!(matches!(
+        b.join(&welcome),
+        Err(ConversationError::AlreadyMember)
+    ));
+    // bob's stored conversation is still alice's.
+    let reloaded = b.load_conversation(cb.id()).unwrap();
+    assert_eq!(reloaded.members().len(), 2);
+    assert!(reloaded
+        .members()
+        .iter()
+        .any(|m| m.identity.user.as_str() == "alice"));
+}
+
+#[test]
+fn a_persisted_conversation_reloads_without_bringing_back_used_keys() {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (a, b) = (device(&alice), device(&bob));
+    let mut ca = a.create_conversation(&policy(&[&alice])).unwrap();
+    let out = ca.add_and_remove(&[b.key_package().unwrap()], &[]).unwrap();
+    ca.merge_pending_commit().unwrap();
+    let mut cb = b.join(&out.welcome.unwrap()).unwrap();
+
+    let (_, first) = ca.send_text("one", 60, false, NOW_MS).unwrap();
+    ca.persist().unwrap();
+    assert!(matches!(cb.process(&first, NOW_MS), Ok(Event::Message(_))));
+    cb.persist().unwrap();
+    drop(cb);
+
+    // After a "restart", the used key stays deleted and new messages still arrive.
+    let mut cb = b.load_conversation(ca.id()).unwrap();
+    assert!(matches!(
+        cb.process(&first, NOW_MS),
+        Err(ConversationError::Replayed)
+    ));
+    let mut ca = a.load_conversation(ca.id()).unwrap();
+    let (_, second) = ca.send_text("two", 60, false, NOW_MS).unwrap();
+    assert!(matches!(cb.process(&second, NOW_MS), Ok(Event::Message(_))));
+}
+
+#[test]
+fn proposals_are_small_and_few() {
+    let (_alice, mut ca, mut cb) = pair();
+    // An oversized proposal (a leave carrying 64 KiB of authenticated data) is refused.
+    let me = cb.mls_group().current_member_index();
+    let big = vec![0u8; sotto_core::conversation::MAX_PROPOSAL_LEN];
+    let framed = cb
+        .mls_group_mut()
+        .propose_remove(me, big)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert!(matches!(
+        ca.process(&framed, NOW_MS),
+        Err(ConversationError::TooLarge(_))
+    ));
+    for _ in 0..sotto_core::conversation::MAX_PENDING_PROPOSALS {
+        let p = cb.propose_leave().unwrap();
+        assert!(matches!(ca.process(&p, NOW_MS), Ok(Event::Proposal)));
+    }
+    let p = cb.propose_leave().unwrap();
+    assert!(matches!(
+        ca.process(&p, NOW_MS),
+        Err(ConversationError::TooManyProposals)
+    ));
+}

@@ -160,7 +160,7 @@ static CONTENTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
         .map(|(i, body)| {
             let content =
                 Content::new("alice", DeviceId([1; 16]), NOW_MS, 60, i % 2 == 0, body).unwrap();
-            content.to_bytes().unwrap()
+            content.to_bytes().unwrap().to_vec()
         })
         .collect()
 });
@@ -520,8 +520,8 @@ fn valid_encodings_roundtrip() {
     assert!(check_certificate(&CERTIFICATE).is_some());
     for content in &*CONTENTS {
         assert_eq!(
-            &check_content(content).unwrap().to_bytes().unwrap(),
-            content
+            &check_content(content).unwrap().to_bytes().unwrap()[..],
+            &content[..]
         );
     }
     assert!(check_backup(&BACKUP).is_some());
@@ -640,7 +640,7 @@ fn conversation_process_arbitrary_and_mutated() {
         .map(|bytes| {
             let mut content = Content::from_bytes(bytes).unwrap();
             content.sender_device = alice_device;
-            content.to_bytes().unwrap()
+            content.to_bytes().unwrap().to_vec()
         })
         .collect();
     let mut runner = TestRunner::new(config(COSTLY_CASES));

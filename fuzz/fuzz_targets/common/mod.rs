@@ -54,7 +54,7 @@ pub fn check_certificate(bytes: &[u8]) -> Option<DeviceCertificate> {
         Ok(cert) => {
             let again = cert.to_bytes().expect("a decoded certificate re-encodes");
             assert!(
-                again == bytes,
+                again.as_slice() == bytes,
                 "certificate not canonical: {} -> {}",
                 hex(bytes),
                 hex(&again)
@@ -82,7 +82,7 @@ pub fn check_content(bytes: &[u8]) -> Option<Content> {
 pub fn assert_content_canonical(bytes: &[u8], content: &Content) {
     let again = content.to_bytes().expect("decoded content re-encodes");
     assert!(
-        again == bytes,
+        again.as_slice() == bytes,
         "content not canonical: {} -> {}",
         hex(bytes),
         hex(&again)
@@ -95,7 +95,7 @@ pub fn check_backup(bytes: &[u8]) -> Option<SealedBackup> {
         Ok(sealed) => {
             let again = sealed.to_bytes();
             assert!(
-                again == bytes,
+                again.as_slice() == bytes,
                 "backup not canonical: {} -> {}",
                 hex(bytes),
                 hex(&again)
@@ -212,6 +212,7 @@ pub fn contents(device: DeviceId) -> Vec<Vec<u8>> {
                 .unwrap()
                 .to_bytes()
                 .unwrap()
+                .to_vec()
         })
         .collect()
 }
