@@ -28,8 +28,9 @@
 //! A blob is at most [`MAX_BACKUP_LEN`] bytes. Parameters are accepted (when sealing *and*
 //! when parsing, so a hostile blob cannot make us allocate gigabytes or spin for minutes)
 //! only if `10 <= log_n <= 22`, `r >= 1`, `p >= 1`, `r * p <= 64`,
-//! `128 * N * r <= 1 GiB` (scrypt's memory) and `N * r * p <= 2^24` (its work; 16 times the
-//! default). There is deliberately no way below `N = 2^10`, not even for tests: the parser
+//! `128 * N * r <= 256 MiB` (scrypt's memory; twice the default) and `N * r * p <= 2^22`
+//! (its work; four times the default), so that a blob served by a hostile server cannot
+//! exhaust a phone's memory or battery. There is deliberately no way below `N = 2^10`, not even for tests: the parser
 //! enforces the same bounds as the sealer, so an escape hatch would be either a hole or
 //! useless. Tests use `ScryptParams::new(10, 1, 1)` (128 KiB), which is cheap.
 
@@ -52,8 +53,8 @@ pub const MAX_SECRET_LEN: usize = MAX_BACKUP_LEN - HEADER_LEN - AEAD_TAG_LEN;
 const MIN_LOG_N: u8 = 10;
 const MAX_LOG_N: u8 = 22;
 const MAX_R_TIMES_P: u128 = 64;
-const MAX_MEMORY: u128 = 1 << 30;
-const MAX_WORK: u128 = 1 << 24;
+const MAX_MEMORY: u128 = 1 << 28;
+const MAX_WORK: u128 = 1 << 22;
 
 /// Why a backup could not be sealed, parsed or opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -379,7 +380,9 @@ mod tests {
             (23, 1, 1),
             (9, 8, 1),
             (21, 8, 1), // 2 GiB
+            (19, 8, 1), // 512 MiB
             (20, 16, 1),
+            (18, 8, 3), // work 2^23
             (10, u32::MAX, 1),
             (10, 1, u32::MAX),
             (10, u32::MAX, u32::MAX),
@@ -393,8 +396,9 @@ mod tests {
                 Err(BackupError::BadParams { log_n, r, p })
             );
         }
-        assert!(with(20, 8, 1).is_ok()); // exactly 1 GiB
-        assert!(with(22, 2, 1).is_ok());
+        assert!(with(18, 8, 1).is_ok()); // exactly 256 MiB
+        assert!(with(20, 2, 1).is_ok()); // 256 MiB
+        assert!(with(17, 8, 4).is_ok()); // work exactly 2^22
     }
 
     #[test]

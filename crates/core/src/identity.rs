@@ -242,18 +242,25 @@ impl UserRootKey {
         )?)
     }
 
-    /// Opens a backup sealed by [`seal_backup`](Self::seal_backup) for `user`.
-    /// A wrong password, another user's blob or an altered blob gives an error.
+    /// Opens a backup sealed by [`seal_backup`](Self::seal_backup) for `user`, whose root
+    /// key the caller knows by its fingerprint `expected` (from the account it logged in
+    /// to). A wrong password, another user's blob, an altered blob, or a blob holding any
+    /// other key (one a server substituted) gives an error.
     pub fn open_backup(
         user: UserId,
+        expected: &RootFingerprint,
         sealed: &SealedBackup,
         password: &[u8],
     ) -> Result<Self, IdentityError> {
         let pkcs8 = sealed.open(password, &backup_context(&user))?;
-        Ok(Self {
+        let root = Self {
             user,
             key: SigningKey::from_pkcs8(&pkcs8)?,
-        })
+        };
+        if &root.public_key().fingerprint() != expected {
+            return Err(IdentityError::UserMismatch);
+        }
+        Ok(root)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use sotto_core::backup::{ScryptParams, SealedBackup};
-use sotto_core::identity::{UserId, UserRootKey};
+use sotto_core::identity::{RootPublicKey, UserId, UserRootKey};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -31,10 +31,14 @@ fn root_key_backup_vector() {
     );
     let sealed = SealedBackup::from_bytes(&hex::decode(&v.blob).unwrap()).unwrap();
     let user = UserId::new(&v.user_id).unwrap();
-    let root = UserRootKey::open_backup(user, &sealed, v.password.as_bytes()).unwrap();
+    let expected = RootPublicKey::from_bytes(&hex::decode(&v.root_public_key).unwrap())
+        .unwrap()
+        .fingerprint();
+    let root = UserRootKey::open_backup(user, &expected, &sealed, v.password.as_bytes()).unwrap();
     assert_eq!(hex::encode(root.public_key().as_bytes()), v.root_public_key);
     assert!(UserRootKey::open_backup(
         UserId::new("mallory").unwrap(),
+        &expected,
         &sealed,
         v.password.as_bytes()
     )

@@ -181,14 +181,27 @@ fn root_key_backup_roundtrip_is_bound_to_the_user() {
     let alice = root("alice");
     let params = ScryptParams::new(10, 8, 1).unwrap();
     let sealed = alice.seal_backup(b"correct horse", params).unwrap();
-    let opened = UserRootKey::open_backup(alice.user().clone(), &sealed, b"correct horse").unwrap();
+    let fp = alice.public_key().fingerprint();
+    let opened =
+        UserRootKey::open_backup(alice.user().clone(), &fp, &sealed, b"correct horse").unwrap();
     assert_eq!(opened.public_key(), alice.public_key());
+    // A blob holding another key (sealed by a server with the user's password) is refused.
+    let other = UserRootKey {
+        user: alice.user().clone(),
+        key: SigningKey::generate().unwrap(),
+    };
+    let substituted = other.seal_backup(b"correct horse", params).unwrap();
+    assert_eq!(
+        UserRootKey::open_backup(alice.user().clone(), &fp, &substituted, b"correct horse")
+            .unwrap_err(),
+        IdentityError::UserMismatch
+    );
     assert!(matches!(
-        UserRootKey::open_backup(alice.user().clone(), &sealed, b"wrong"),
+        UserRootKey::open_backup(alice.user().clone(), &fp, &sealed, b"wrong"),
         Err(IdentityError::Backup(_))
     ));
     assert!(matches!(
-        UserRootKey::open_backup(UserId::new("bob").unwrap(), &sealed, b"correct horse"),
+        UserRootKey::open_backup(UserId::new("bob").unwrap(), &fp, &sealed, b"correct horse"),
         Err(IdentityError::Backup(_))
     ));
 }
