@@ -13,6 +13,7 @@ use mls_rs::{
         WithIdentityProvider, WithMlsRules,
     },
     extension::recommended::LastResortKeyPackageExt,
+    external_client::ExternalClient,
     storage_provider::in_memory::InMemoryGroupStateStorage,
     CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, MlsMessage,
 };
@@ -82,9 +83,11 @@ pub fn generate_device_key() -> Result<(SignatureSecretKey, Vec<u8>), Conversati
 /// Largest KeyPackage accepted from the network (16 KiB).
 pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
 
-/// Checks a KeyPackage fetched from the server and returns whose device it is.
+/// Checks a KeyPackage fetched from the server (or, on the server, one uploaded) and
+/// returns whose device it is.
 ///
-/// The certificate inside is verified against the root key it carries; the caller must
+/// The KeyPackage's signatures and lifetime are checked as on an add, and the certificate
+/// inside is verified against the root key it carries; the caller must
 /// then compare [`DeviceIdentity::root_fingerprint`] with the root key it expects for that
 /// user (pinned on first use, or verified with a safety number). Without that comparison
 /// a compromised server could hand out a KeyPackage for a user of its own making.
@@ -96,9 +99,17 @@ pub fn inspect_key_package(bytes: &[u8]) -> Result<DeviceIdentity, ConversationE
     if message.cipher_suite() != Some(CIPHER_SUITE) {
         return Err(ConversationError::UnsupportedCipherSuite);
     }
-    let key_package = message
-        .as_key_package()
-        .ok_or_else(|| ConversationError::Mls("not a KeyPackage".into()))?;
+    if message.as_key_package().is_none() {
+        return Err(ConversationError::Mls("not a KeyPackage".into()));
+    }
+    // The whole KeyPackage is validated as MLS would on an add: its signature, its leaf
+    // node's signature and lifetime, and the certificate through the identity provider.
+    let key_package = ExternalClient::builder()
+        .crypto_provider(crypto_provider())
+        .identity_provider(SottoIdentityProvider)
+        .build()
+        .validate_key_package(message, None)
+        .map_err(ConversationError::from_mls)?;
     device_identity(key_package.signing_identity())
         .map_err(|e| ConversationError::Identity(e.to_string()))
 }

@@ -85,6 +85,11 @@ fn inspecting_a_key_package_names_its_owner() {
     assert_eq!(who.user.as_str(), "bob");
     assert_eq!(who.root_fingerprint, bob.public_key().fingerprint());
     assert!(inspect_key_package(&kp[..kp.len() - 1]).is_err());
+    // A KeyPackage whose own signature is broken is refused, not only a bad certificate.
+    let mut bad_signature = kp.clone();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 1;
+    assert!(inspect_key_package(&bad_signature).is_err());
     assert!(matches!(
         inspect_key_package(&vec![0u8; 20_000]),
         Err(ConversationError::TooLarge(20_000))
