@@ -86,12 +86,74 @@ pub struct Account {
     pub devices: Vec<DeviceInfo>,
 }
 
+/// `POST /v1/auth/challenge`: ask for a challenge to sign with a device's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The user id.
+    pub username: String,
+    /// The device id, lower-case hex.
+    pub device_id: String,
+}
+
+/// A fresh challenge: sign it within its lifetime, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// 32 random bytes.
+    pub challenge: Bytes,
+    /// When it expires, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// `POST /v1/auth/session`: answer a challenge and receive a session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The user id.
+    pub username: String,
+    /// The device id, lower-case hex.
+    pub device_id: String,
+    /// The challenge being answered.
+    pub challenge: Bytes,
+    /// The device's signature over `sotto_core::auth::auth_message`.
+    pub signature: Bytes,
+}
+
+/// A session: send `Authorization: Bearer <token>` with authenticated requests.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The bearer token (secret; the server keeps only its hash).
+    pub token: String,
+    /// When it expires, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// `GET /v1/me`: who the session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The user id.
+    pub username: String,
+    /// The device id, lower-case hex.
+    pub device_id: String,
+}
+
 /// What kind of error a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed or invalid.
     BadRequest,
+    /// The request needs a valid session, or the challenge answer was wrong.
+    Unauthorized,
     /// The named resource does not exist.
     NotFound,
     /// The resource exists already, or the request conflicts with the current state.

@@ -38,6 +38,7 @@
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod auth;
 pub mod backup;
 pub mod codec;
 pub mod content;

@@ -28,7 +28,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct Failure(StatusCode, ApiError);
 
 impl Failure {
-    fn new(status: StatusCode, error: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: ErrorCode, message: impl Into<String>) -> Self {
         Self(
             status,
             ApiError {
@@ -38,11 +38,11 @@ impl Failure {
         )
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
@@ -93,7 +93,7 @@ impl From<StoreError> for Failure {
 type Result<T> = std::result::Result<T, Failure>;
 
 /// Runs a blocking storage call off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
     f: impl FnOnce(&Store) -> std::result::Result<T, StoreError> + Send + 'static,
 ) -> Result<T> {
@@ -108,7 +108,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -126,6 +126,9 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/v1/accounts", post(register_account))
         .route("/v1/accounts/{username}", get(account))
         .route("/v1/accounts/{username}/devices", post(register_device))
+        .route("/v1/auth/challenge", post(crate::auth::challenge))
+        .route("/v1/auth/session", post(crate::auth::session))
+        .route("/v1/me", get(crate::auth::me))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .with_state(store)

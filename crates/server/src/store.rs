@@ -25,6 +25,19 @@ const MIGRATIONS: &[&str] = &[
          created_at  INTEGER NOT NULL,
          PRIMARY KEY (username, device_id)
      );",
+    // 2: device authentication: one-use challenges and sessions (tokens stored hashed).
+    "CREATE TABLE challenges (
+         challenge  BLOB PRIMARY KEY,
+         username   TEXT NOT NULL,
+         device_id  BLOB NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+         token_hash BLOB PRIMARY KEY,
+         username   TEXT NOT NULL,
+         device_id  BLOB NOT NULL,
+         expires_at INTEGER NOT NULL
+     );",
 ];
 
 /// Why a storage operation failed.
@@ -164,6 +177,114 @@ impl Store {
         };
         tx.commit()?;
         Ok(put)
+    }
+}
+
+/// A device, as named in challenges and sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRef {
+    /// The user id.
+    pub username: String,
+    /// The device id.
+    pub device_id: Vec<u8>,
+}
+
+impl Store {
+    /// The certificate registered for a device, if any.
+    pub fn device_certificate(&self, device: &DeviceRef) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT certificate FROM devices WHERE username = ?1 AND device_id = ?2",
+                params![device.username, device.device_id],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a fresh challenge for `device`, valid until `expires_at`, and drops expired ones.
+    pub fn put_challenge(
+        &self,
+        challenge: &[u8],
+        device: &DeviceRef,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM challenges WHERE expires_at <= ?1",
+            [now_i64(now)],
+        )?;
+        conn.execute(
+            "INSERT INTO challenges (challenge, username, device_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                challenge,
+                device.username,
+                device.device_id,
+                now_i64(expires_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Takes (deletes and returns) a challenge issued to `device` that has not expired: a
+    /// challenge can be answered once.
+    pub fn take_challenge(
+        &self,
+        challenge: &[u8],
+        device: &DeviceRef,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let deleted = self.conn().execute(
+            "DELETE FROM challenges WHERE challenge = ?1 AND username = ?2 AND device_id = ?3
+             AND expires_at > ?4",
+            params![challenge, device.username, device.device_id, now_i64(now)],
+        )?;
+        Ok(deleted == 1)
+    }
+
+    /// Records a session under the hash of its token.
+    pub fn put_session(
+        &self,
+        token_hash: &[u8],
+        device: &DeviceRef,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            [now_i64(now)],
+        )?;
+        conn.execute(
+            "INSERT INTO sessions (token_hash, username, device_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                token_hash,
+                device.username,
+                device.device_id,
+                now_i64(expires_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The device of an unexpired session, by the hash of its token.
+    pub fn session(&self, token_hash: &[u8], now: u64) -> Result<Option<DeviceRef>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT username, device_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                params![token_hash, now_i64(now)],
+                |row| {
+                    Ok(DeviceRef {
+                        username: row.get(0)?,
+                        device_id: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }
 

@@ -1,118 +1,13 @@
 //! Accounts and device certificates over real HTTP against a real server on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+use common::*;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sotto_api::{Account, ApiError, Bytes, DeviceInfo, ErrorCode, RegisterAccount, RegisterDevice};
-use sotto_core::crypto::SigningKey;
-use sotto_core::identity::{DeviceId, UserId, UserRootKey};
+use sotto_api::{Account, ApiError, DeviceInfo, ErrorCode};
 use sotto_server::{start, Config};
-use tokio::sync::oneshot;
-
-/// A server on a fresh data directory; dropped, it shuts down and removes the directory.
-struct TestServer {
-    base: String,
-    dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    http: reqwest::Client,
-}
-
-impl TestServer {
-    async fn start_in(dir: PathBuf) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.clone(),
-        };
-        let running = start(config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-        Self {
-            base: format!("http://{}", running.addr),
-            dir,
-            stop: Some(stop),
-            task: Some(running.task),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn start() -> Self {
-        let name: String = sotto_core::crypto::random_array::<8>()
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Self::start_in(std::env::temp_dir().join(format!("sotto-server-test-{name}"))).await
-    }
-
-    /// Stops gracefully and returns the data directory (kept).
-    async fn stop(mut self) -> PathBuf {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-        std::mem::take(&mut self.dir)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn register(&self, root: &UserRootKey) -> reqwest::Response {
-        let body = RegisterAccount {
-            username: root.user().to_string(),
-            root_public_key: Bytes(root.public_key().as_bytes().to_vec()),
-        };
-        self.http
-            .post(self.url("/v1/accounts"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn add_device(&self, user: &str, certificate: Vec<u8>) -> reqwest::Response {
-        let body = RegisterDevice {
-            certificate: Bytes(certificate),
-        };
-        let url = self.url(&format!("/v1/accounts/{user}/devices"));
-        self.http.post(url).json(&body).send().await.unwrap()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if !self.dir.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn root(name: &str) -> UserRootKey {
-    UserRootKey::generate(UserId::new(name).unwrap()).unwrap()
-}
-
-fn certificate(root: &UserRootKey, device: u8) -> Vec<u8> {
-    let key = SigningKey::generate().unwrap().public_key();
-    root.certify_device(DeviceId([device; 16]), &key, 1)
-        .unwrap()
-        .to_bytes()
-        .unwrap()
-}
-
-async fn error(response: reqwest::Response, status: StatusCode, code: ErrorCode) -> String {
-    assert_eq!(response.status(), status);
-    let body: ApiError = response.json().await.unwrap();
-    assert_eq!(body.error, code);
-    body.message
-}
 
 #[tokio::test]
 async fn health_answers() {

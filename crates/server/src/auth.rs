@@ -1,0 +1,176 @@
+//! Device authentication: challenge, signed answer, session token.
+//!
+//! A device asks for a challenge (32 random bytes, valid [`CHALLENGE_TTL_SECS`], usable
+//! once), signs it with its MLS signature key (`sotto_core::auth`), and receives a random
+//! session token valid [`SESSION_TTL_SECS`]. The server stores only the SHA-256 of each
+//! token, so a copy of its database cannot be used to act as a device. Authenticated
+//! routes take a [`Session`] extractor reading `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use sotto_api::{Bytes, Challenge, ChallengeRequest, ErrorCode, Me, SessionRequest};
+use sotto_core::auth::{verify_challenge, CHALLENGE_LEN};
+use sotto_core::crypto;
+use sotto_core::identity::{DeviceCertificate, UserId};
+
+use crate::http::{blocking, now, Failure};
+use crate::store::{DeviceRef, Store};
+
+/// How long a challenge may be answered.
+pub const CHALLENGE_TTL_SECS: u64 = 60;
+/// How long a session lasts.
+pub const SESSION_TTL_SECS: u64 = 24 * 3600;
+
+fn unauthorized(message: &str) -> Failure {
+    Failure::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+}
+
+fn device_ref(username: &str, device_hex: &str) -> Result<DeviceRef, Failure> {
+    let user = UserId::new(username).map_err(|e| Failure::bad_request(e.to_string()))?;
+    let ok = device_hex.len() == 32
+        && device_hex
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if !ok {
+        return Err(Failure::bad_request(
+            "device id must be 32 lower-case hex digits",
+        ));
+    }
+    let device_id = (0..16)
+        .map(|i| u8::from_str_radix(&device_hex[2 * i..2 * i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| Failure::bad_request("device id must be 32 lower-case hex digits"))?;
+    Ok(DeviceRef {
+        username: user.to_string(),
+        device_id,
+    })
+}
+
+/// `POST /v1/auth/challenge`.
+pub async fn challenge(
+    State(store): State<Arc<Store>>,
+    body: Result<Json<ChallengeRequest>, JsonRejection>,
+) -> Result<Json<Challenge>, Failure> {
+    let Json(request) = body?;
+    let device = device_ref(&request.username, &request.device_id)?;
+    let challenge: [u8; CHALLENGE_LEN] = crypto::random_array().map_err(|_| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "no randomness",
+        )
+    })?;
+    let now = now();
+    let expires_at = now + CHALLENGE_TTL_SECS;
+    let lookup = device.clone();
+    let known = blocking(&store, move |s| s.device_certificate(&lookup)).await?;
+    if known.is_none() {
+        return Err(Failure::not_found("device"));
+    }
+    blocking(&store, move |s| {
+        s.put_challenge(&challenge, &device, expires_at, now)
+    })
+    .await?;
+    Ok(Json(Challenge {
+        challenge: Bytes(challenge.to_vec()),
+        expires_at,
+    }))
+}
+
+/// `POST /v1/auth/session`.
+pub async fn session(
+    State(store): State<Arc<Store>>,
+    body: Result<Json<SessionRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<sotto_api::Session>), Failure> {
+    let Json(request) = body?;
+    let device = device_ref(&request.username, &request.device_id)?;
+    let challenge: [u8; CHALLENGE_LEN] = request
+        .challenge
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| Failure::bad_request("a challenge is 32 bytes"))?;
+    let now = now();
+    let (lookup, taken) = (device.clone(), device.clone());
+    if !blocking(&store, move |s| s.take_challenge(&challenge, &taken, now)).await? {
+        return Err(unauthorized("unknown, used or expired challenge"));
+    }
+    let certificate = blocking(&store, move |s| s.device_certificate(&lookup))
+        .await?
+        .ok_or_else(|| unauthorized("unknown device"))?;
+    let certificate = DeviceCertificate::from_bytes(&certificate).map_err(|_| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "stored certificate invalid",
+        )
+    })?;
+    verify_challenge(&certificate, &challenge, &request.signature.0)
+        .map_err(|_| unauthorized("the signature does not answer the challenge"))?;
+
+    let token: [u8; 32] = crypto::random_array().map_err(|_| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "no randomness",
+        )
+    })?;
+    let token_hash = crypto::sha256(&token);
+    let expires_at = now + SESSION_TTL_SECS;
+    blocking(&store, move |s| {
+        s.put_session(&token_hash, &device, expires_at, now)
+    })
+    .await?;
+    tracing::info!(event = "login", "device logged in");
+    Ok((
+        StatusCode::CREATED,
+        Json(sotto_api::Session {
+            token: URL_SAFE_NO_PAD.encode(token),
+            expires_at,
+        }),
+    ))
+}
+
+/// An authenticated device, from `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Session(pub DeviceRef);
+
+impl FromRequestParts<Arc<Store>> for Session {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, store: &Arc<Store>) -> Result<Self, Failure> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("a session token is required"))?;
+        let token = URL_SAFE_NO_PAD
+            .decode(header.trim())
+            .map_err(|_| unauthorized("invalid session token"))?;
+        let token_hash = crypto::sha256(&token);
+        let now = now();
+        blocking(store, move |s| s.session(&token_hash, now))
+            .await?
+            .map(Session)
+            .ok_or_else(|| unauthorized("invalid or expired session token"))
+    }
+}
+
+/// `GET /v1/me`.
+pub async fn me(Session(device): Session) -> Json<Me> {
+    Json(Me {
+        username: device.username,
+        device_id: device
+            .device_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    })
+}

@@ -1,0 +1,205 @@
+//! Device authentication over real HTTP: a device signs a server challenge with its MLS
+//! key and receives a session token, which the server keeps only hashed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use reqwest::StatusCode;
+use sotto_api::{Bytes, Challenge, ChallengeRequest, ErrorCode, Me, Session, SessionRequest};
+use sotto_core::auth::sign_challenge;
+use sotto_core::device::NewDevice;
+use sotto_core::identity::UserRootKey;
+
+/// A registered user with one registered device.
+async fn registered(server: &TestServer, name: &str) -> (UserRootKey, NewDevice) {
+    let root = root(name);
+    server.register(&root).await;
+    let device = NewDevice::generate(&root, 1).unwrap();
+    let response = server
+        .add_device(name, device.certificate.to_bytes().unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    (root, device)
+}
+
+async fn ask(server: &TestServer, user: &str, device: &str) -> reqwest::Response {
+    let body = ChallengeRequest {
+        username: user.into(),
+        device_id: device.into(),
+    };
+    server
+        .http
+        .post(server.url("/v1/auth/challenge"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn answer(
+    server: &TestServer,
+    user: &str,
+    device: &str,
+    challenge: &[u8],
+    sig: Vec<u8>,
+) -> reqwest::Response {
+    let body = SessionRequest {
+        username: user.into(),
+        device_id: device.into(),
+        challenge: Bytes(challenge.to_vec()),
+        signature: Bytes(sig),
+    };
+    server
+        .http
+        .post(server.url("/v1/auth/session"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn sign(device: &NewDevice, challenge: &[u8]) -> Vec<u8> {
+    let who = device.certificate.verify().unwrap();
+    sign_challenge(
+        &device.secret,
+        challenge.try_into().unwrap(),
+        &who.user,
+        &who.device_id,
+    )
+    .unwrap()
+}
+
+async fn me(server: &TestServer, token: &str) -> reqwest::Response {
+    server
+        .http
+        .get(server.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_device_logs_in_by_signing_a_challenge() {
+    let server = TestServer::start().await;
+    let (_, device) = registered(&server, "alice").await;
+    let id = device.certificate.verify().unwrap().device_id.to_hex();
+
+    let challenge: Challenge = ask(&server, "alice", &id).await.json().await.unwrap();
+    let response = answer(
+        &server,
+        "alice",
+        &id,
+        &challenge.challenge.0,
+        sign(&device, &challenge.challenge.0),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let session: Session = response.json().await.unwrap();
+    assert!(!format!("{session:?}").contains(&session.token));
+
+    let who: Me = me(&server, &session.token).await.json().await.unwrap();
+    assert_eq!(
+        (who.username.as_str(), who.device_id.as_str()),
+        ("alice", id.as_str())
+    );
+
+    // The same answer again is refused: a challenge is good for one session.
+    let again = answer(
+        &server,
+        "alice",
+        &id,
+        &challenge.challenge.0,
+        sign(&device, &challenge.challenge.0),
+    )
+    .await;
+    error(again, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+}
+
+#[tokio::test]
+async fn wrong_answers_and_tokens_are_refused() {
+    let server = TestServer::start().await;
+    let (root, device) = registered(&server, "alice").await;
+    let id = device.certificate.verify().unwrap().device_id.to_hex();
+
+    // Signed by another device of the same user (not the one named).
+    let other = NewDevice::generate(&root, 1).unwrap();
+    let challenge: Challenge = ask(&server, "alice", &id).await.json().await.unwrap();
+    let response = answer(
+        &server,
+        "alice",
+        &id,
+        &challenge.challenge.0,
+        sign(&other, &challenge.challenge.0),
+    )
+    .await;
+    error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    // A challenge the server never issued.
+    let made_up = [9u8; 32];
+    let response = answer(&server, "alice", &id, &made_up, sign(&device, &made_up)).await;
+    error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    // Unknown device, malformed ids.
+    error(
+        ask(&server, "alice", &"ab".repeat(16)).await,
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+    )
+    .await;
+    error(
+        ask(&server, "alice", "xyz").await,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+    )
+    .await;
+    // No token, a bad token, a made-up token.
+    let response = server.http.get(server.url("/v1/me")).send().await.unwrap();
+    error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    error(
+        me(&server, "!!!").await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+    error(
+        me(&server, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_database_holds_no_usable_token() {
+    let server = TestServer::start().await;
+    let (_, device) = registered(&server, "alice").await;
+    let id = device.certificate.verify().unwrap().device_id.to_hex();
+    let challenge: Challenge = ask(&server, "alice", &id).await.json().await.unwrap();
+    let session: Session = answer(
+        &server,
+        "alice",
+        &id,
+        &challenge.challenge.0,
+        sign(&device, &challenge.challenge.0),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let dir = server.stop().await;
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&session.token)
+        .unwrap();
+    // Every file the server wrote (database, WAL): the raw token appears in none of them.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_slice()));
+        assert!(!bytes
+            .windows(session.token.len())
+            .any(|w| w == session.token.as_bytes()));
+    }
+    // The session still works after a restart (it is stored, hashed).
+    let server = TestServer::start_in(dir).await;
+    assert_eq!(me(&server, &session.token).await.status(), StatusCode::OK);
+}
