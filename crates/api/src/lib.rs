@@ -146,6 +146,51 @@ pub struct Me {
     pub device_id: String,
 }
 
+/// `POST /v1/key-packages` (authenticated): publish one-time KeyPackages of the session's
+/// device, and optionally replace its last-resort KeyPackage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadKeyPackages {
+    /// One-time KeyPackages (MLS messages), each served at most once.
+    pub key_packages: Vec<Bytes>,
+    /// A last-resort KeyPackage, served when the one-time pool is empty.
+    #[serde(default)]
+    pub last_resort: Option<Bytes>,
+}
+
+/// `GET /v1/key-packages` (authenticated): the session device's pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackagePool {
+    /// One-time KeyPackages left.
+    pub available: u64,
+    /// True when `available` is at or below the low-water mark: upload more.
+    pub low_water: bool,
+    /// Whether a last-resort KeyPackage is on file.
+    pub has_last_resort: bool,
+    /// Whether the last-resort KeyPackage was handed out since the device last looked:
+    /// replace it, and expect conversations to have added the device with it.
+    pub last_resort_used: bool,
+}
+
+/// One KeyPackage handed out for a device of the target user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedKeyPackage {
+    /// The device id, lower-case hex.
+    pub device_id: String,
+    /// The KeyPackage; the claimer checks it (`sotto_core::device::expect_key_package`).
+    pub key_package: Bytes,
+    /// Whether it is the device's last-resort KeyPackage.
+    pub last_resort: bool,
+}
+
+/// `POST /v1/accounts/{username}/key-packages/claim` (authenticated): one KeyPackage per
+/// device of the user that has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedKeyPackages {
+    /// The KeyPackages, ordered by device id.
+    pub key_packages: Vec<ClaimedKeyPackage>,
+}
+
 /// What kind of error a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,6 +205,8 @@ pub enum ErrorCode {
     Conflict,
     /// The request body is larger than the server accepts.
     TooLarge,
+    /// Too many requests of this kind; try again later.
+    RateLimited,
     /// The server failed; the request may be retried.
     Internal,
 }

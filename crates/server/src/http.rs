@@ -25,7 +25,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// An error answer: status and JSON body.
 #[derive(Debug)]
-pub struct Failure(StatusCode, ApiError);
+pub struct Failure(pub(crate) StatusCode, ApiError);
 
 impl Failure {
     pub(crate) fn new(status: StatusCode, error: ErrorCode, message: impl Into<String>) -> Self {
@@ -78,6 +78,11 @@ impl From<StoreError> for Failure {
                 Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, "already exists")
             }
             StoreError::NotFound => Self::not_found("account"),
+            StoreError::RateLimited => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many requests; try again later",
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::new(
@@ -129,6 +134,16 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/v1/auth/challenge", post(crate::auth::challenge))
         .route("/v1/auth/session", post(crate::auth::session))
         .route("/v1/me", get(crate::auth::me))
+        .route(
+            "/v1/key-packages",
+            post(crate::key_packages::upload)
+                .layer(DefaultBodyLimit::max(crate::key_packages::MAX_UPLOAD_BODY))
+                .get(crate::key_packages::status),
+        )
+        .route(
+            "/v1/accounts/{username}/key-packages/claim",
+            post(crate::key_packages::claim),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .with_state(store)

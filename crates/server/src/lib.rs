@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub mod auth;
 pub mod http;
+pub mod key_packages;
 pub mod store;
 
 /// Name of the database file inside the data directory.

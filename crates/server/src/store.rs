@@ -38,6 +38,27 @@ const MIGRATIONS: &[&str] = &[
          device_id  BLOB NOT NULL,
          expires_at INTEGER NOT NULL
      );",
+    // 3: the KeyPackage pool, the last-resort notice, and the claim log for rate limits.
+    "CREATE TABLE key_packages (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         username    TEXT NOT NULL,
+         device_id   BLOB NOT NULL,
+         key_package BLOB NOT NULL,
+         last_resort INTEGER NOT NULL,
+         created_at  INTEGER NOT NULL
+     );
+     CREATE INDEX key_packages_by_device ON key_packages (username, device_id, last_resort);
+     CREATE TABLE last_resort_used (
+         username  TEXT NOT NULL,
+         device_id BLOB NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );
+     CREATE TABLE claims (
+         requester TEXT NOT NULL,
+         target    TEXT NOT NULL,
+         at        INTEGER NOT NULL
+     );
+     CREATE INDEX claims_by_pair ON claims (requester, target, at);",
 ];
 
 /// Why a storage operation failed.
@@ -49,6 +70,9 @@ pub enum StoreError {
     /// The named account does not exist.
     #[error("not found")]
     NotFound,
+    /// Too many requests of this kind in the current window.
+    #[error("rate limited")]
+    RateLimited,
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
@@ -285,6 +309,165 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+}
+
+/// A KeyPackage handed out by [`Store::claim_key_packages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The device it belongs to.
+    pub device_id: Vec<u8>,
+    /// The KeyPackage.
+    pub key_package: Vec<u8>,
+    /// Whether it is the device's last-resort KeyPackage (served again until replaced).
+    pub last_resort: bool,
+}
+
+/// A device's view of its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// One-time KeyPackages left.
+    pub available: u64,
+    /// Whether a last-resort KeyPackage is on file.
+    pub has_last_resort: bool,
+    /// Whether the last-resort KeyPackage was served since the device last looked.
+    pub last_resort_used: bool,
+}
+
+impl Store {
+    /// Adds one-time KeyPackages (and optionally replaces the last-resort one) for a
+    /// device, refusing to grow its pool beyond `max_pool`.
+    pub fn add_key_packages(
+        &self,
+        device: &DeviceRef,
+        one_time: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+        max_pool: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let have: u64 = tx.query_row(
+            "SELECT COUNT(*) FROM key_packages WHERE username = ?1 AND device_id = ?2 AND last_resort = 0",
+            params![device.username, device.device_id],
+            |row| row.get(0),
+        )?;
+        if have + one_time.len() as u64 > max_pool {
+            return Err(StoreError::Conflict);
+        }
+        for kp in one_time {
+            tx.execute(
+                "INSERT INTO key_packages (username, device_id, key_package, last_resort, created_at)
+                 VALUES (?1, ?2, ?3, 0, ?4)",
+                params![device.username, device.device_id, kp, now_i64(now)],
+            )?;
+        }
+        if let Some(kp) = last_resort {
+            tx.execute(
+                "DELETE FROM key_packages WHERE username = ?1 AND device_id = ?2 AND last_resort = 1",
+                params![device.username, device.device_id],
+            )?;
+            tx.execute(
+                "INSERT INTO key_packages (username, device_id, key_package, last_resort, created_at)
+                 VALUES (?1, ?2, ?3, 1, ?4)",
+                params![device.username, device.device_id, kp, now_i64(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The pool of a device; reading it clears the last-resort notice.
+    pub fn pool_status(&self, device: &DeviceRef) -> Result<PoolStatus, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let count = |last_resort: i64| -> Result<u64, rusqlite::Error> {
+            tx.query_row(
+                "SELECT COUNT(*) FROM key_packages WHERE username = ?1 AND device_id = ?2 AND last_resort = ?3",
+                params![device.username, device.device_id, last_resort],
+                |row| row.get(0),
+            )
+        };
+        let (available, last) = (count(0)?, count(1)?);
+        let used = tx.execute(
+            "DELETE FROM last_resort_used WHERE username = ?1 AND device_id = ?2",
+            params![device.username, device.device_id],
+        )?;
+        tx.commit()?;
+        Ok(PoolStatus {
+            available,
+            has_last_resort: last > 0,
+            last_resort_used: used > 0,
+        })
+    }
+
+    /// Hands out one KeyPackage for each device of `target`, for `requester`: a one-time
+    /// KeyPackage, deleted in the same transaction so it is never served twice, or else the
+    /// device's last-resort KeyPackage (and the device is told). Refused with
+    /// [`StoreError::RateLimited`] if `requester` already claimed `max_claims` times for
+    /// `target` since `window_start`.
+    pub fn claim_key_packages(
+        &self,
+        requester: &str,
+        target: &str,
+        max_claims: u64,
+        window_start: u64,
+        now: u64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM claims WHERE at < ?1", [now_i64(window_start)])?;
+        let recent: u64 = tx.query_row(
+            "SELECT COUNT(*) FROM claims WHERE requester = ?1 AND target = ?2",
+            params![requester, target],
+            |row| row.get(0),
+        )?;
+        if recent >= max_claims {
+            return Err(StoreError::RateLimited);
+        }
+        tx.execute(
+            "INSERT INTO claims (requester, target, at) VALUES (?1, ?2, ?3)",
+            params![requester, target, now_i64(now)],
+        )?;
+        let devices: Vec<Vec<u8>> = tx
+            .prepare("SELECT device_id FROM devices WHERE username = ?1 ORDER BY device_id")?
+            .query_map([target], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(devices.len());
+        for device_id in devices {
+            let pick = tx
+                .query_row(
+                    "SELECT id, key_package, last_resort FROM key_packages
+                     WHERE username = ?1 AND device_id = ?2 ORDER BY last_resort, id LIMIT 1",
+                    params![target, device_id],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get::<_, bool>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((id, key_package, last_resort)) = pick else {
+                continue;
+            };
+            if last_resort {
+                tx.execute(
+                    "INSERT OR IGNORE INTO last_resort_used (username, device_id) VALUES (?1, ?2)",
+                    params![target, device_id],
+                )?;
+            } else {
+                tx.execute("DELETE FROM key_packages WHERE id = ?1", [id])?;
+            }
+            out.push(Claimed {
+                device_id,
+                key_package,
+                last_resort,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
     }
 }
 

@@ -6,69 +6,8 @@ mod common;
 use common::*;
 
 use reqwest::StatusCode;
-use sotto_api::{Bytes, Challenge, ChallengeRequest, ErrorCode, Me, Session, SessionRequest};
-use sotto_core::auth::sign_challenge;
+use sotto_api::{Challenge, ErrorCode, Me, Session};
 use sotto_core::device::NewDevice;
-use sotto_core::identity::UserRootKey;
-
-/// A registered user with one registered device.
-async fn registered(server: &TestServer, name: &str) -> (UserRootKey, NewDevice) {
-    let root = root(name);
-    server.register(&root).await;
-    let device = NewDevice::generate(&root, 1).unwrap();
-    let response = server
-        .add_device(name, device.certificate.to_bytes().unwrap())
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    (root, device)
-}
-
-async fn ask(server: &TestServer, user: &str, device: &str) -> reqwest::Response {
-    let body = ChallengeRequest {
-        username: user.into(),
-        device_id: device.into(),
-    };
-    server
-        .http
-        .post(server.url("/v1/auth/challenge"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn answer(
-    server: &TestServer,
-    user: &str,
-    device: &str,
-    challenge: &[u8],
-    sig: Vec<u8>,
-) -> reqwest::Response {
-    let body = SessionRequest {
-        username: user.into(),
-        device_id: device.into(),
-        challenge: Bytes(challenge.to_vec()),
-        signature: Bytes(sig),
-    };
-    server
-        .http
-        .post(server.url("/v1/auth/session"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn sign(device: &NewDevice, challenge: &[u8]) -> Vec<u8> {
-    let who = device.certificate.verify().unwrap();
-    sign_challenge(
-        &device.secret,
-        challenge.try_into().unwrap(),
-        &who.user,
-        &who.device_id,
-    )
-    .unwrap()
-}
 
 async fn me(server: &TestServer, token: &str) -> reqwest::Response {
     server

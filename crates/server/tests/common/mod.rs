@@ -4,8 +4,13 @@
 use std::path::PathBuf;
 
 use reqwest::StatusCode;
-use sotto_api::{ApiError, Bytes, ErrorCode, RegisterAccount, RegisterDevice};
+use sotto_api::{
+    ApiError, Bytes, Challenge, ChallengeRequest, ErrorCode, RegisterAccount, RegisterDevice,
+    Session, SessionRequest,
+};
+use sotto_core::auth::sign_challenge;
 use sotto_core::crypto::SigningKey;
+use sotto_core::device::NewDevice;
 use sotto_core::identity::{DeviceId, UserId, UserRootKey};
 use sotto_server::{start, Config};
 use tokio::sync::oneshot;
@@ -111,4 +116,76 @@ pub async fn error(response: reqwest::Response, status: StatusCode, code: ErrorC
     let body: ApiError = response.json().await.unwrap();
     assert_eq!(body.error, code);
     body.message
+}
+
+/// A registered user with one registered device.
+pub async fn registered(server: &TestServer, name: &str) -> (UserRootKey, NewDevice) {
+    let root = root(name);
+    server.register(&root).await;
+    let device = NewDevice::generate(&root, 1).unwrap();
+    let response = server
+        .add_device(name, device.certificate.to_bytes().unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    (root, device)
+}
+
+pub async fn ask(server: &TestServer, user: &str, device: &str) -> reqwest::Response {
+    let body = ChallengeRequest {
+        username: user.into(),
+        device_id: device.into(),
+    };
+    server
+        .http
+        .post(server.url("/v1/auth/challenge"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn answer(
+    server: &TestServer,
+    user: &str,
+    device: &str,
+    challenge: &[u8],
+    sig: Vec<u8>,
+) -> reqwest::Response {
+    let body = SessionRequest {
+        username: user.into(),
+        device_id: device.into(),
+        challenge: Bytes(challenge.to_vec()),
+        signature: Bytes(sig),
+    };
+    server
+        .http
+        .post(server.url("/v1/auth/session"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub fn sign(device: &NewDevice, challenge: &[u8]) -> Vec<u8> {
+    let who = device.certificate.verify().unwrap();
+    sign_challenge(
+        &device.secret,
+        challenge.try_into().unwrap(),
+        &who.user,
+        &who.device_id,
+    )
+    .unwrap()
+}
+
+/// Logs `device` of `user` in and returns its session token.
+pub async fn login(server: &TestServer, user: &str, device: &NewDevice) -> String {
+    let id = device.certificate.verify().unwrap().device_id.to_hex();
+    let challenge: Challenge = ask(server, user, &id).await.json().await.unwrap();
+    let signature = sign(device, &challenge.challenge.0);
+    let session: Session = answer(server, user, &id, &challenge.challenge.0, signature)
+        .await
+        .json()
+        .await
+        .unwrap();
+    session.token
 }

@@ -1,0 +1,250 @@
+//! The KeyPackage pool over real HTTP: validated uploads, claims that never serve a
+//! one-time KeyPackage twice, the last-resort fallback and notice, and claim rate limits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use reqwest::StatusCode;
+use sotto_api::{Bytes, ClaimedKeyPackages, ErrorCode, KeyPackagePool, UploadKeyPackages};
+use sotto_core::device::{expect_key_package, Device, NewDevice};
+use sotto_server::key_packages::{LOW_WATER, MAX_CLAIMS_PER_HOUR};
+
+/// An in-memory MLS device for the same certified key as `device`.
+fn mls_device(device: &NewDevice) -> Device {
+    Device::in_memory(NewDevice {
+        certificate: device.certificate.clone(),
+        secret: device.secret.clone(),
+    })
+    .unwrap()
+}
+
+async fn upload(
+    server: &TestServer,
+    token: &str,
+    key_packages: Vec<Vec<u8>>,
+    last_resort: Option<Vec<u8>>,
+) -> reqwest::Response {
+    let body = UploadKeyPackages {
+        key_packages: key_packages.into_iter().map(Bytes).collect(),
+        last_resort: last_resort.map(Bytes),
+    };
+    let url = server.url("/v1/key-packages");
+    server
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn claim(server: &TestServer, token: &str, user: &str) -> reqwest::Response {
+    let url = server.url(&format!("/v1/accounts/{user}/key-packages/claim"));
+    server
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn pool(server: &TestServer, token: &str) -> KeyPackagePool {
+    let url = server.url("/v1/key-packages");
+    server
+        .http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_time_key_packages_are_served_once_then_the_last_resort() {
+    let server = TestServer::start().await;
+    let (bob_root, bob) = registered(&server, "bob").await;
+    let (_, alice) = registered(&server, "alice").await;
+    let (bob_token, alice_token) = (
+        login(&server, "bob", &bob).await,
+        login(&server, "alice", &alice).await,
+    );
+    let dev = mls_device(&bob);
+    let one_time: Vec<Vec<u8>> = (0..2).map(|_| dev.key_package().unwrap()).collect();
+    let last = dev.last_resort_key_package().unwrap();
+    let response = upload(&server, &bob_token, one_time.clone(), Some(last.clone())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let status: KeyPackagePool = response.json().await.unwrap();
+    assert_eq!(
+        (status.available, status.has_last_resort, status.low_water),
+        (2, true, 2 <= LOW_WATER)
+    );
+
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let got: ClaimedKeyPackages = claim(&server, &alice_token, "bob")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got.key_packages.len(), 1, "one per device");
+        let kp = &got.key_packages[0];
+        // The claimer can check whose it is against the root key it pinned.
+        let who = expect_key_package(
+            &kp.key_package.0,
+            bob_root.user(),
+            &bob_root.public_key().fingerprint(),
+        )
+        .unwrap();
+        assert_eq!(who.device_id.to_hex(), kp.device_id);
+        served.push((kp.key_package.0.clone(), kp.last_resort));
+    }
+    // Both one-time KeyPackages, each once, then the last-resort one.
+    assert!(!served[0].1 && !served[1].1 && served[2].1);
+    assert_ne!(served[0].0, served[1].0);
+    assert!(one_time.contains(&served[0].0) && one_time.contains(&served[1].0));
+    assert_eq!(served[2].0, last);
+
+    // Bob is told his last resort was used (once), and that his pool is low.
+    let status = pool(&server, &bob_token).await;
+    assert!(status.last_resort_used && status.low_water && status.available == 0);
+    assert!(!pool(&server, &bob_token).await.last_resort_used);
+}
+
+#[tokio::test]
+async fn uploads_are_validated_and_bounded() {
+    let server = TestServer::start().await;
+    let (_, bob) = registered(&server, "bob").await;
+    let (_, mallory) = registered(&server, "mallory").await;
+    let bob_token = login(&server, "bob", &bob).await;
+    // Another device of bob's (not registered as the session's device).
+    let other = mls_device(&NewDevice::generate(&root("bob"), 1).unwrap());
+    let response = upload(
+        &server,
+        &bob_token,
+        vec![other.key_package().unwrap()],
+        None,
+    )
+    .await;
+    error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    // Mallory's KeyPackage uploaded as bob's.
+    let response = upload(
+        &server,
+        &bob_token,
+        vec![mls_device(&mallory).key_package().unwrap()],
+        None,
+    )
+    .await;
+    error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    // Garbage, and a KeyPackage with a broken signature.
+    let mut broken = mls_device(&bob).key_package().unwrap();
+    let last = broken.len() - 1;
+    broken[last] ^= 1;
+    for bad in [vec![1, 2, 3], broken] {
+        let response = upload(&server, &bob_token, vec![bad], None).await;
+        error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    }
+    // Too many in one upload.
+    let kp = mls_device(&bob).key_package().unwrap();
+    let response = upload(&server, &bob_token, vec![kp; 101], None).await;
+    error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    // Without a session nothing is accepted.
+    let response = upload(&server, "nope", vec![], None).await;
+    error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    assert_eq!(pool(&server, &bob_token).await.available, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_never_share_a_one_time_key_package() {
+    let server = TestServer::start().await;
+    let (_, bob) = registered(&server, "bob").await;
+    let bob_token = login(&server, "bob", &bob).await;
+    let dev = mls_device(&bob);
+    let kps: Vec<Vec<u8>> = (0..5).map(|_| dev.key_package().unwrap()).collect();
+    let last = dev.last_resort_key_package().unwrap();
+    upload(&server, &bob_token, kps, Some(last)).await;
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        let name = format!("claimer{i}");
+        let (_, device) = registered(&server, &name).await;
+        tokens.push(login(&server, &name, &device).await);
+    }
+    // All ten claims race on separate tasks (the test runtime is multi-threaded).
+    let url = server.url("/v1/accounts/bob/key-packages/claim");
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let (http, url) = (server.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let response = http.post(url).bearer_auth(token).send().await.unwrap();
+                response.json::<ClaimedKeyPackages>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut one_time = Vec::new();
+    let mut last_resort = 0;
+    for task in tasks {
+        let got = task.await.unwrap();
+        let kp = &got.key_packages[0];
+        if kp.last_resort {
+            last_resort += 1;
+        } else {
+            one_time.push(kp.key_package.0.clone());
+        }
+    }
+    let distinct: std::collections::HashSet<_> = one_time.iter().collect();
+    assert_eq!((one_time.len(), distinct.len(), last_resort), (5, 5, 5));
+}
+
+#[tokio::test]
+async fn claims_are_rate_limited_per_requester_and_target() {
+    let server = TestServer::start().await;
+    let (_, bob) = registered(&server, "bob").await;
+    let (_, alice) = registered(&server, "alice").await;
+    let (_, carol) = registered(&server, "carol").await;
+    let bob_token = login(&server, "bob", &bob).await;
+    let alice_token = login(&server, "alice", &alice).await;
+    let carol_token = login(&server, "carol", &carol).await;
+    let dev = mls_device(&bob);
+    let kps: Vec<Vec<u8>> = (0..40).map(|_| dev.key_package().unwrap()).collect();
+    assert_eq!(
+        upload(&server, &bob_token, kps, None).await.status(),
+        StatusCode::OK
+    );
+
+    for _ in 0..MAX_CLAIMS_PER_HOUR {
+        assert_eq!(
+            claim(&server, &alice_token, "bob").await.status(),
+            StatusCode::OK
+        );
+    }
+    let response = claim(&server, &alice_token, "bob").await;
+    error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+    )
+    .await;
+    // Another requester is not affected, and the refused claim took nothing.
+    let got: ClaimedKeyPackages = claim(&server, &carol_token, "bob")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got.key_packages.len(), 1);
+    assert_eq!(
+        pool(&server, &bob_token).await.available,
+        40 - MAX_CLAIMS_PER_HOUR - 1
+    );
+    error(
+        claim(&server, &alice_token, "nobody").await,
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+    )
+    .await;
+}
