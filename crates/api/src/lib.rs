@@ -191,6 +191,95 @@ pub struct ClaimedKeyPackages {
     pub key_packages: Vec<ClaimedKeyPackage>,
 }
 
+/// A device, as addressed in deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAddress {
+    /// The user id.
+    pub username: String,
+    /// The device id, lower-case hex.
+    pub device_id: String,
+}
+
+/// A Welcome to deliver with a commit that adds devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WelcomeDelivery {
+    /// The MLS Welcome message.
+    pub payload: Bytes,
+    /// The added devices.
+    pub recipients: Vec<DeviceAddress>,
+}
+
+/// `POST /v1/conversations/{conversation}/messages` (authenticated): an MLS message of the
+/// conversation (hex group id in the path) for the listed devices. The server reads the
+/// message's kind and epoch from its MLS header; a commit is accepted only for the
+/// conversation's current epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// A random 16-byte id, lower-case hex; sending the same id again is harmless.
+    pub message_id: String,
+    /// The MLS message (a `PrivateMessage`).
+    pub payload: Bytes,
+    /// The devices to deliver it to.
+    pub recipients: Vec<DeviceAddress>,
+    /// With a commit that adds devices: their Welcome.
+    #[serde(default)]
+    pub welcome: Option<WelcomeDelivery>,
+}
+
+/// The answer to [`SendMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// The message's position in the conversation's log.
+    pub seq: u64,
+    /// True if this message id had been accepted before (nothing new was stored).
+    pub duplicate: bool,
+}
+
+/// What an inbox entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// An application message (or a proposal).
+    Application,
+    /// A commit.
+    Commit,
+    /// A Welcome into a conversation.
+    Welcome,
+}
+
+/// One undelivered message of the session's device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxMessage {
+    /// Its position in this device's mailbox: fetch after it, acknowledge it.
+    pub cursor: u64,
+    /// The conversation, lower-case hex.
+    pub conversation: String,
+    /// Its position in the conversation's log.
+    pub seq: u64,
+    /// What it is.
+    pub kind: MessageKind,
+    /// The MLS message.
+    pub payload: Bytes,
+}
+
+/// `GET /v1/inbox?after=<cursor>&limit=<n>` (authenticated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Messages in mailbox order.
+    pub messages: Vec<InboxMessage>,
+}
+
+/// `POST /v1/inbox/ack` (authenticated): these messages were processed and may be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    /// Cursors of processed messages.
+    pub cursors: Vec<u64>,
+}
+
 /// What kind of error a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,7 +31,8 @@ fn unauthorized(message: &str) -> Failure {
     Failure::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
 }
 
-fn device_ref(username: &str, device_hex: &str) -> Result<DeviceRef, Failure> {
+/// A device named by user id and hex device id, validated.
+pub fn device_ref(username: &str, device_hex: &str) -> Result<DeviceRef, Failure> {
     let user = UserId::new(username).map_err(|e| Failure::bad_request(e.to_string()))?;
     let ok = device_hex.len() == 32
         && device_hex

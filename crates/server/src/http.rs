@@ -144,6 +144,13 @@ pub fn router(store: Arc<Store>) -> Router {
             "/v1/accounts/{username}/key-packages/claim",
             post(crate::key_packages::claim),
         )
+        .route(
+            "/v1/conversations/{conversation}/messages",
+            post(crate::delivery::send)
+                .layer(DefaultBodyLimit::max(crate::delivery::MAX_SEND_BODY)),
+        )
+        .route("/v1/inbox", get(crate::delivery::inbox))
+        .route("/v1/inbox/ack", post(crate::delivery::ack))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .with_state(store)

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod auth;
+pub mod delivery;
+pub mod delivery_store;
 pub mod http;
 pub mod key_packages;
 pub mod store;

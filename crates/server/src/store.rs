@@ -59,6 +59,32 @@ const MIGRATIONS: &[&str] = &[
          at        INTEGER NOT NULL
      );
      CREATE INDEX claims_by_pair ON claims (requester, target, at);",
+    // 4: delivery: each conversation's ordered log, and per-device mailboxes pointing
+    // into it. A log entry is deleted once no mailbox refers to it any more.
+    "CREATE TABLE conversations (
+         id    BLOB PRIMARY KEY,
+         epoch INTEGER NOT NULL,
+         next  INTEGER NOT NULL
+     );
+     CREATE TABLE log (
+         conversation BLOB NOT NULL,
+         seq          INTEGER NOT NULL,
+         kind         INTEGER NOT NULL,
+         message_id   BLOB NOT NULL,
+         payload      BLOB NOT NULL,
+         created_at   INTEGER NOT NULL,
+         PRIMARY KEY (conversation, seq),
+         UNIQUE (conversation, message_id)
+     );
+     CREATE TABLE mailbox (
+         id           INTEGER PRIMARY KEY AUTOINCREMENT,
+         username     TEXT NOT NULL,
+         device_id    BLOB NOT NULL,
+         conversation BLOB NOT NULL,
+         seq          INTEGER NOT NULL
+     );
+     CREATE INDEX mailbox_by_device ON mailbox (username, device_id, id);
+     CREATE INDEX mailbox_by_entry ON mailbox (conversation, seq);",
 ];
 
 /// Why a storage operation failed.
@@ -70,6 +96,9 @@ pub enum StoreError {
     /// The named account does not exist.
     #[error("not found")]
     NotFound,
+    /// A stored value is not one this server writes.
+    #[error("corrupt row in the database")]
+    Corrupt,
     /// Too many requests of this kind in the current window.
     #[error("rate limited")]
     RateLimited,
@@ -118,7 +147,7 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (every write is one
         // transaction), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,244 @@
+//! Delivery over HTTP: send to a conversation, fetch the inbox, acknowledge.
+//!
+//! The server reads each message's kind, conversation and epoch from its MLS header (it
+//! cannot read more: everything else is encrypted). Commits are accepted only for the
+//! conversation's current epoch — the first wins, a late one gets 409 and its sender
+//! must catch up — so members never fork. Delivered ciphertext is deleted as soon as
+//! every recipient device has acknowledged it.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use mls_rs::group::ContentType;
+use mls_rs::{MlsMessage, MlsMessageDescription};
+use serde::Deserialize;
+use sotto_api::{
+    Ack, Bytes, DeviceAddress, ErrorCode, Inbox, InboxMessage, MessageKind, SendMessage, Sent,
+};
+
+use crate::auth::{device_ref, Session};
+use crate::delivery_store::{Append, Appended, Kind};
+use crate::http::{blocking, now, Failure};
+use crate::store::{DeviceRef, Store};
+
+/// Most recipients of one message.
+pub const MAX_RECIPIENTS: usize = 5000;
+/// Largest send body (8 MiB: a 4 MiB commit and its Welcome, base64-encoded, fit).
+pub const MAX_SEND_BODY: usize = 8 << 20;
+/// Most messages returned by one inbox fetch.
+pub const MAX_INBOX_PAGE: u32 = 500;
+
+fn hex_id(text: &str, len: usize, what: &str) -> Result<Vec<u8>, Failure> {
+    let ok = text.len() == 2 * len && text.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if !ok {
+        return Err(Failure::bad_request(format!(
+            "{what} must be {} lower-case hex digits",
+            2 * len
+        )));
+    }
+    (0..len)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| Failure::bad_request(format!("{what} is not hex")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn recipients(list: &[DeviceAddress]) -> Result<Vec<DeviceRef>, Failure> {
+    if list.len() > MAX_RECIPIENTS {
+        return Err(Failure::bad_request(format!(
+            "at most {MAX_RECIPIENTS} recipients"
+        )));
+    }
+    list.iter()
+        .map(|d| device_ref(&d.username, &d.device_id))
+        .collect()
+}
+
+/// Reads kind and epoch from the MLS header, checking the conversation id.
+fn classify(payload: &[u8], conversation: &[u8]) -> Result<(Kind, u64), Failure> {
+    let message = MlsMessage::from_bytes(payload)
+        .map_err(|_| Failure::bad_request("payload is not an MLS message"))?;
+    match message.description() {
+        MlsMessageDescription::PrivateProtocolMessage {
+            group_id,
+            epoch_id,
+            content_type,
+        } => {
+            if group_id != conversation {
+                return Err(Failure::bad_request("message is for another conversation"));
+            }
+            let kind = if content_type == ContentType::Commit {
+                Kind::Commit
+            } else {
+                Kind::Application
+            };
+            Ok((kind, epoch_id))
+        }
+        _ => Err(Failure::bad_request(
+            "only encrypted conversation messages are relayed",
+        )),
+    }
+}
+
+async fn check_registered(store: &Arc<Store>, devices: &[DeviceRef]) -> Result<(), Failure> {
+    let devices = devices.to_vec();
+    let unknown = blocking(store, move |s| {
+        for d in &devices {
+            if s.device_certificate(d)?.is_none() {
+                return Ok(Some(format!("{}/{}", d.username, hex(&d.device_id))));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    match unknown {
+        Some(d) => Err(Failure::bad_request(format!(
+            "unknown recipient device {d}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `POST /v1/conversations/{conversation}/messages`.
+pub async fn send(
+    State(store): State<Arc<Store>>,
+    Session(_sender): Session,
+    Path(conversation): Path<String>,
+    body: Result<Json<SendMessage>, JsonRejection>,
+) -> Result<(StatusCode, Json<Sent>), Failure> {
+    let Json(request) = body?;
+    let conversation = hex_id_any(&conversation)?;
+    let message_id = hex_id(&request.message_id, 16, "message id")?;
+    let to = recipients(&request.recipients)?;
+    let (kind, epoch) = classify(&request.payload.0, &conversation)?;
+    let welcome = match &request.welcome {
+        Some(w) if kind == Kind::Commit => {
+            let m = MlsMessage::from_bytes(&w.payload.0)
+                .map_err(|_| Failure::bad_request("welcome is not an MLS message"))?;
+            if !matches!(m.description(), MlsMessageDescription::Welcome { .. }) {
+                return Err(Failure::bad_request("welcome is not an MLS Welcome"));
+            }
+            Some((w.payload.0.clone(), recipients(&w.recipients)?))
+        }
+        Some(_) => return Err(Failure::bad_request("only a commit carries a Welcome")),
+        None => None,
+    };
+    check_registered(&store, &to).await?;
+    if let Some((_, w_to)) = &welcome {
+        check_registered(&store, w_to).await?;
+    }
+    let now = now();
+    let payload = request.payload.0;
+    let outcome = blocking(&store, move |s| {
+        let appended = s.append(
+            &Append { conversation: &conversation, message_id: &message_id, kind, epoch, payload: &payload, recipients: &to },
+            now,
+        )?;
+        if let (Appended::New(_), Some((w_payload, w_to))) = (appended, welcome) {
+            let mut w_id = message_id.clone();
+            w_id.push(b'w');
+            s.append(
+                &Append { conversation: &conversation, message_id: &w_id, kind: Kind::Welcome, epoch, payload: &w_payload, recipients: &w_to },
+                now,
+            )?;
+        }
+        Ok(appended)
+    })
+    .await
+    .map_err(|e| match e.0 {
+        StatusCode::CONFLICT => Failure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "commit is not for the conversation's current epoch: fetch and process the inbox, then retry",
+        ),
+        _ => e,
+    })?;
+    tracing::info!(event = "message_sent", "message accepted");
+    Ok(match outcome {
+        Appended::New(seq) => (
+            StatusCode::CREATED,
+            Json(Sent {
+                seq,
+                duplicate: false,
+            }),
+        ),
+        Appended::Duplicate(seq) => (
+            StatusCode::OK,
+            Json(Sent {
+                seq,
+                duplicate: true,
+            }),
+        ),
+    })
+}
+
+fn hex_id_any(text: &str) -> Result<Vec<u8>, Failure> {
+    if text.is_empty() || text.len() > 128 || text.len() % 2 != 0 {
+        return Err(Failure::bad_request(
+            "conversation id must be 2 to 128 lower-case hex digits",
+        ));
+    }
+    hex_id(text, text.len() / 2, "conversation id")
+}
+
+/// Query of `GET /v1/inbox`.
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    /// Return messages after this cursor (0: from the start).
+    #[serde(default)]
+    after: u64,
+    /// At most this many (default and maximum [`MAX_INBOX_PAGE`]).
+    limit: Option<u32>,
+}
+
+/// `GET /v1/inbox`.
+pub async fn inbox(
+    State(store): State<Arc<Store>>,
+    Session(device): Session,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Json<Inbox>, Failure> {
+    let Query(query) = query.map_err(|e| Failure::bad_request(e.body_text()))?;
+    let limit = query
+        .limit
+        .unwrap_or(MAX_INBOX_PAGE)
+        .clamp(1, MAX_INBOX_PAGE);
+    let entries = blocking(&store, move |s| s.inbox(&device, query.after, limit)).await?;
+    Ok(Json(Inbox {
+        messages: entries
+            .into_iter()
+            .map(|d| InboxMessage {
+                cursor: d.cursor,
+                conversation: hex(&d.conversation),
+                seq: d.seq,
+                kind: match d.kind {
+                    Kind::Application => MessageKind::Application,
+                    Kind::Commit => MessageKind::Commit,
+                    Kind::Welcome => MessageKind::Welcome,
+                },
+                payload: Bytes(d.payload),
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /v1/inbox/ack`.
+pub async fn ack(
+    State(store): State<Arc<Store>>,
+    Session(device): Session,
+    body: Result<Json<Ack>, JsonRejection>,
+) -> Result<StatusCode, Failure> {
+    let Json(request) = body?;
+    if request.cursors.len() > MAX_INBOX_PAGE as usize {
+        return Err(Failure::bad_request(format!(
+            "at most {MAX_INBOX_PAGE} cursors per ack"
+        )));
+    }
+    blocking(&store, move |s| s.ack(&device, &request.cursors)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,309 @@
+//! Delivery over real HTTP between real MLS devices: a Welcome and messages reach the
+//! right device, commits race for an epoch and exactly one wins, sends are idempotent,
+//! acknowledged ciphertext is deleted, and the server's files never hold plaintext.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use reqwest::StatusCode;
+use sotto_api::{
+    Ack, Bytes, ClaimedKeyPackages, DeviceAddress, ErrorCode, Inbox, MessageKind, SendMessage,
+    Sent, UploadKeyPackages, WelcomeDelivery,
+};
+use sotto_core::content::Body;
+use sotto_core::conversation::{Conversation, Event};
+use sotto_core::device::{expect_key_package, Device, NewDevice, SottoConfig};
+use sotto_core::identity::UserRootKey;
+use sotto_core::policy::{BurnOnRead, Policy};
+
+const NOW_MS: u64 = 1_800_000_000_000;
+
+/// A logged-in user with one MLS device.
+struct Person {
+    name: String,
+    root: UserRootKey,
+    device: Device,
+    address: DeviceAddress,
+    token: String,
+}
+
+async fn person(server: &TestServer, name: &str) -> Person {
+    let (root, new) = registered(server, name).await;
+    let token = login(server, name, &new).await;
+    let address = DeviceAddress {
+        username: name.into(),
+        device_id: new.certificate.verify().unwrap().device_id.to_hex(),
+    };
+    let device = Device::in_memory(NewDevice {
+        certificate: new.certificate,
+        secret: new.secret,
+    })
+    .unwrap();
+    let upload = UploadKeyPackages {
+        key_packages: vec![Bytes(device.key_package().unwrap())],
+        last_resort: None,
+    };
+    let response = server
+        .http
+        .post(server.url("/v1/key-packages"))
+        .bearer_auth(&token)
+        .json(&upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    Person {
+        name: name.into(),
+        root,
+        device,
+        address,
+        token,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn message_id() -> String {
+    hex(&sotto_core::crypto::random_array::<16>().unwrap())
+}
+
+async fn post(
+    server: &TestServer,
+    from: &Person,
+    conversation: &[u8],
+    body: &SendMessage,
+) -> reqwest::Response {
+    let url = server.url(&format!("/v1/conversations/{}/messages", hex(conversation)));
+    server
+        .http
+        .post(url)
+        .bearer_auth(&from.token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn inbox(server: &TestServer, who: &Person) -> Inbox {
+    let url = server.url("/v1/inbox?after=0");
+    server
+        .http
+        .get(url)
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn ack(server: &TestServer, who: &Person, cursors: Vec<u64>) {
+    let url = server.url("/v1/inbox/ack");
+    let response = server
+        .http
+        .post(url)
+        .bearer_auth(&who.token)
+        .json(&Ack { cursors })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+/// alice creates a conversation managed by both and adds bob through the server.
+async fn conversation(
+    server: &TestServer,
+    alice: &Person,
+    bob: &Person,
+) -> (Conversation<SottoConfig>, Conversation<SottoConfig>) {
+    let policy = Policy::new(
+        vec![
+            alice.root.public_key().fingerprint(),
+            bob.root.public_key().fingerprint(),
+        ],
+        3600,
+        BurnOnRead::Allowed,
+    )
+    .unwrap();
+    let mut ca = alice.device.create_conversation(&policy).unwrap();
+    let url = server.url(&format!("/v1/accounts/{}/key-packages/claim", bob.name));
+    let claimed: ClaimedKeyPackages = server
+        .http
+        .post(url)
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kp = claimed.key_packages[0].key_package.0.clone();
+    expect_key_package(&kp, bob.root.user(), &bob.root.public_key().fingerprint()).unwrap();
+    let out = ca.add_and_remove(&[kp], &[]).unwrap();
+    let body = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(out.commit),
+        recipients: vec![],
+        welcome: Some(WelcomeDelivery {
+            payload: Bytes(out.welcome.unwrap()),
+            recipients: vec![bob.address.clone()],
+        }),
+    };
+    assert_eq!(
+        post(server, alice, ca.id(), &body).await.status(),
+        StatusCode::CREATED
+    );
+    ca.merge_pending_commit().unwrap();
+    let got = inbox(server, bob).await;
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].kind, MessageKind::Welcome);
+    let cb = bob.device.join(&got.messages[0].payload.0).unwrap();
+    ack(server, bob, vec![got.messages[0].cursor]).await;
+    (ca, cb)
+}
+
+#[tokio::test]
+async fn a_message_travels_from_alice_to_bob_through_the_server() {
+    let server = TestServer::start().await;
+    let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
+    let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
+
+    let (_, ct) = ca
+        .send_text("the eagle lands at noon", 600, false, NOW_MS)
+        .unwrap();
+    let body = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(ct),
+        recipients: vec![bob.address.clone()],
+        welcome: None,
+    };
+    let sent: Sent = post(&server, &alice, ca.id(), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The same message id again stores nothing new.
+    let again = post(&server, &alice, ca.id(), &body).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again.json::<Sent>().await.unwrap(),
+        Sent {
+            seq: sent.seq,
+            duplicate: true
+        }
+    );
+
+    let got = inbox(&server, &bob).await;
+    assert_eq!(got.messages.len(), 1);
+    let Event::Message(m) = cb.process(&got.messages[0].payload.0, NOW_MS).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.content.body, Body::Text("the eagle lands at noon".into()));
+    assert!(
+        inbox(&server, &alice).await.messages.is_empty(),
+        "not delivered to the sender"
+    );
+
+    // The server's files hold ciphertext only.
+    let dir = server.dir.clone();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(9).any(|w| w == b"the eagle"));
+    }
+    // Once bob acknowledges, the ciphertext is gone.
+    ack(&server, &bob, vec![got.messages[0].cursor]).await;
+    assert!(inbox(&server, &bob).await.messages.is_empty());
+    let db = rusqlite::Connection::open(dir.join(sotto_server::DATABASE_FILE)).unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn of_two_commits_for_one_epoch_exactly_one_is_accepted() {
+    let server = TestServer::start().await;
+    let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
+    let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
+    let a_commit = ca.update().unwrap();
+    let b_commit = cb.update().unwrap();
+    let body = |commit: Vec<u8>, to: &Person| SendMessage {
+        message_id: message_id(),
+        payload: Bytes(commit),
+        recipients: vec![to.address.clone()],
+        welcome: None,
+    };
+    let first = post(&server, &alice, ca.id(), &body(a_commit.commit, &bob)).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let second = post(&server, &bob, cb.id(), &body(b_commit.commit, &alice)).await;
+    error(second, StatusCode::CONFLICT, ErrorCode::Conflict).await;
+
+    // The loser drops its commit, catches up with the winner's, and both stay in step.
+    ca.merge_pending_commit().unwrap();
+    cb.discard_pending_commit();
+    let got = inbox(&server, &bob).await;
+    assert_eq!(got.messages[0].kind, MessageKind::Commit);
+    cb.process(&got.messages[0].payload.0, NOW_MS).unwrap();
+    assert_eq!(ca.epoch(), cb.epoch());
+}
+
+#[tokio::test]
+async fn bad_sends_are_refused() {
+    let server = TestServer::start().await;
+    let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
+    let (mut ca, _cb) = conversation(&server, &alice, &bob).await;
+    let (_, ct) = ca.send_text("hi", 60, false, NOW_MS).unwrap();
+    let good = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(ct.clone()),
+        recipients: vec![bob.address.clone()],
+        welcome: None,
+    };
+    // For another conversation than the path says.
+    let url = server.url(&format!("/v1/conversations/{}/messages", "00".repeat(16)));
+    let response = server
+        .http
+        .post(url)
+        .bearer_auth(&alice.token)
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    // Not an MLS message; an unknown recipient; a bad message id; no session.
+    let mut bad = good.clone();
+    bad.payload = Bytes(b"plaintext".to_vec());
+    error(
+        post(&server, &alice, ca.id(), &bad).await,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+    )
+    .await;
+    let mut bad = good.clone();
+    bad.recipients = vec![DeviceAddress {
+        username: "bob".into(),
+        device_id: "ab".repeat(16),
+    }];
+    error(
+        post(&server, &alice, ca.id(), &bad).await,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+    )
+    .await;
+    let mut bad = good.clone();
+    bad.message_id = "xyz".into();
+    error(
+        post(&server, &alice, ca.id(), &bad).await,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+    )
+    .await;
+    let url = server.url(&format!("/v1/conversations/{}/messages", hex(ca.id())));
+    let response = server.http.post(url).json(&good).send().await.unwrap();
+    error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    assert!(inbox(&server, &bob).await.messages.is_empty());
+}
