@@ -136,19 +136,25 @@ pub async fn send(
     let now = now();
     let payload = request.payload.0;
     let outcome = blocking(&store, move |s| {
-        let appended = s.append(
-            &Append { conversation: &conversation, message_id: &message_id, kind, epoch, payload: &payload, recipients: &to },
-            now,
-        )?;
-        if let (Appended::New(_), Some((w_payload, w_to))) = (appended, welcome) {
-            let mut w_id = message_id.clone();
-            w_id.push(b'w');
-            s.append(
-                &Append { conversation: &conversation, message_id: &w_id, kind: Kind::Welcome, epoch, payload: &w_payload, recipients: &w_to },
-                now,
-            )?;
-        }
-        Ok(appended)
+        let mut welcome_id = message_id.clone();
+        welcome_id.push(b'w');
+        let message = Append {
+            conversation: &conversation,
+            message_id: &message_id,
+            kind,
+            epoch,
+            payload: &payload,
+            recipients: &to,
+        };
+        let welcome = welcome.as_ref().map(|(w_payload, w_to)| Append {
+            conversation: &conversation,
+            message_id: &welcome_id,
+            kind: Kind::Welcome,
+            epoch,
+            payload: w_payload,
+            recipients: w_to,
+        });
+        s.append(&message, welcome.as_ref(), now)
     })
     .await
     .map_err(|e| match e.0 {

@@ -82,64 +82,23 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl Store {
-    /// Appends a message to its conversation's log and the recipients' mailboxes.
+    /// Appends a message to its conversation's log and the recipients' mailboxes, and
+    /// with it (in the same transaction, so both or neither are stored) a Welcome.
     /// A commit for any epoch but the current one is [`StoreError::Conflict`].
-    pub fn append(&self, message: &Append<'_>, now: u64) -> Result<Appended, StoreError> {
+    pub fn append(
+        &self,
+        message: &Append<'_>,
+        welcome: Option<&Append<'_>>,
+        now: u64,
+    ) -> Result<Appended, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if let Some(seq) = existing(&tx, message)? {
-            return Ok(Appended::Duplicate(seq));
-        }
-        let state: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT epoch, next FROM conversations WHERE id = ?1",
-                [message.conversation],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let (epoch, seq) = match state {
-            Some((epoch, next)) => (to_u64(epoch), to_u64(next)),
-            None => (message.epoch, 0),
-        };
-        if message.kind == Kind::Commit && message.epoch != epoch {
-            return Err(StoreError::Conflict);
-        }
-        let new_epoch = if message.kind == Kind::Commit {
-            epoch + 1
-        } else {
-            epoch
-        };
-        tx.execute(
-            "INSERT INTO conversations (id, epoch, next) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET epoch = ?2, next = ?3",
-            params![message.conversation, to_i64(new_epoch), to_i64(seq + 1)],
-        )?;
-        // A message for no one (a commit in a conversation of one device) only moves the
-        // conversation on: nothing is kept, since nothing would ever delete it.
-        if message.recipients.is_empty() {
-            tx.commit()?;
-            return Ok(Appended::New(seq));
-        }
-        tx.execute(
-            "INSERT INTO log (conversation, seq, kind, message_id, payload, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                message.conversation,
-                to_i64(seq),
-                message.kind as i64,
-                message.message_id,
-                message.payload,
-                to_i64(now)
-            ],
-        )?;
-        for device in message.recipients {
-            tx.execute(
-                "INSERT INTO mailbox (username, device_id, conversation, seq) VALUES (?1, ?2, ?3, ?4)",
-                params![device.username, device.device_id, message.conversation, to_i64(seq)],
-            )?;
+        let appended = append_in(&tx, message, now)?;
+        if let (Appended::New(_), Some(welcome)) = (appended, welcome) {
+            append_in(&tx, welcome, now)?;
         }
         tx.commit()?;
-        Ok(Appended::New(seq))
+        Ok(appended)
     }
 
     /// Up to `limit` undelivered entries of `device`'s mailbox after `cursor`, in order.
@@ -216,6 +175,66 @@ impl Store {
     }
 }
 
+/// Appends one message inside `tx` (see [`Store::append`]).
+fn append_in(tx: &Transaction<'_>, message: &Append<'_>, now: u64) -> Result<Appended, StoreError> {
+    if let Some(seq) = existing(tx, message)? {
+        return Ok(Appended::Duplicate(seq));
+    }
+    let state: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT epoch, next FROM conversations WHERE id = ?1",
+            [message.conversation],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (epoch, seq) = match state {
+        Some((epoch, next)) => (to_u64(epoch), to_u64(next)),
+        None => (message.epoch, 0),
+    };
+    if message.kind == Kind::Commit && message.epoch != epoch {
+        return Err(StoreError::Conflict);
+    }
+    let new_epoch = if message.kind == Kind::Commit {
+        epoch + 1
+    } else {
+        epoch
+    };
+    tx.execute(
+        "INSERT INTO conversations (id, epoch, next) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET epoch = ?2, next = ?3",
+        params![message.conversation, to_i64(new_epoch), to_i64(seq + 1)],
+    )?;
+    // A message for no one (a commit in a conversation of one device) only moves the
+    // conversation on: nothing is kept, since nothing would ever delete it.
+    if message.recipients.is_empty() {
+        return Ok(Appended::New(seq));
+    }
+    tx.execute(
+        "INSERT INTO log (conversation, seq, kind, message_id, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            message.conversation,
+            to_i64(seq),
+            message.kind as i64,
+            message.message_id,
+            message.payload,
+            to_i64(now)
+        ],
+    )?;
+    for device in message.recipients {
+        tx.execute(
+            "INSERT INTO mailbox (username, device_id, conversation, seq) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                device.username,
+                device.device_id,
+                message.conversation,
+                to_i64(seq)
+            ],
+        )?;
+    }
+    Ok(Appended::New(seq))
+}
+
 fn existing(tx: &Transaction<'_>, message: &Append<'_>) -> Result<Option<u64>, StoreError> {
     Ok(tx
         .query_row(
@@ -225,4 +244,41 @@ fn existing(tx: &Transaction<'_>, message: &Append<'_>) -> Result<Option<u64>, S
         )
         .optional()?
         .map(to_u64))
+}
+
+/// What one [`Store::sweep`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Undelivered messages older than the retention.
+    pub messages: u64,
+    /// Expired challenges, sessions and claim-log rows.
+    pub expired: u64,
+}
+
+impl Store {
+    /// Deletes undelivered ciphertext older than `retention_secs` (with its mailbox
+    /// entries) and expired challenges, sessions and claim-log rows, as of `now`.
+    pub fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError> {
+        let cutoff = to_i64(now.saturating_sub(retention_secs));
+        let now = to_i64(now);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM mailbox WHERE EXISTS (SELECT 1 FROM log l WHERE l.conversation =
+             mailbox.conversation AND l.seq = mailbox.seq AND l.created_at < ?1)",
+            [cutoff],
+        )?;
+        let messages = tx.execute("DELETE FROM log WHERE created_at < ?1", [cutoff])?;
+        let mut expired = tx.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])?;
+        expired += tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+        expired += tx.execute(
+            "DELETE FROM claims WHERE at < ?1",
+            [now.saturating_sub(3600)],
+        )?;
+        tx.commit()?;
+        Ok(Swept {
+            messages: messages as u64,
+            expired: expired as u64,
+        })
+    }
 }

@@ -30,6 +30,26 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The data directory (created if missing).
     pub data_dir: PathBuf,
+    /// How long undelivered ciphertext is kept, in seconds.
+    pub retention_secs: u64,
+}
+
+/// Default retention of undelivered ciphertext: 30 days.
+pub const DEFAULT_RETENTION_SECS: u64 = 30 * 24 * 3600;
+/// The shorter retention profile: 6 days.
+pub const SHORT_RETENTION_SECS: u64 = 6 * 24 * 3600;
+/// How often the sweeper runs.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Config {
+    /// Loopback on `listen`, data in `data_dir`, default retention.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            retention_secs: DEFAULT_RETENTION_SECS,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -105,7 +125,9 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    let app = http::router(Arc::new(store));
+    let store = Arc::new(store);
+    tokio::spawn(sweeper(Arc::clone(&store), config.retention_secs));
+    let app = http::router(store);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -116,4 +138,26 @@ pub async fn start(
         database,
         task,
     })
+}
+
+/// Deletes expired data every [`SWEEP_INTERVAL`] (see [`store::Store::sweep`]).
+async fn sweeper(store: Arc<store::Store>, retention_secs: u64) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let store = Arc::clone(&store);
+        let now = http::now();
+        match tokio::task::spawn_blocking(move || store.sweep(now, retention_secs)).await {
+            Ok(Ok(swept)) if swept.messages > 0 => {
+                tracing::info!(
+                    event = "retention_sweep",
+                    messages = swept.messages,
+                    "expired ciphertext deleted"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+            Err(_) => tracing::error!("retention sweep task failed"),
+        }
+    }
 }

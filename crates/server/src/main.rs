@@ -17,6 +17,9 @@ struct Args {
     /// Data directory, created if missing.
     #[arg(long, env = "SOTTO_DATA_DIR", default_value = "sotto-data")]
     data_dir: PathBuf,
+    /// Days undelivered ciphertext is kept (30 by default; 6 for the short profile).
+    #[arg(long, env = "SOTTO_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
+    retention_days: u64,
 }
 
 #[tokio::main]
@@ -29,8 +32,8 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let config = sotto_server::Config {
-        listen: args.listen,
-        data_dir: args.data_dir,
+        retention_secs: args.retention_days * 24 * 3600,
+        ..sotto_server::Config::new(args.listen, args.data_dir)
     };
     let running = match sotto_server::start(config, shutdown_signal()).await {
         Ok(running) => running,

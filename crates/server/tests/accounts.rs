@@ -198,10 +198,10 @@ async fn data_survives_a_restart() {
 
 #[tokio::test]
 async fn plain_http_is_refused_off_loopback() {
-    let config = Config {
-        listen: "0.0.0.0:0".parse().unwrap(),
-        data_dir: std::env::temp_dir().join("sotto-never-created"),
-    };
+    let config = Config::new(
+        "0.0.0.0:0".parse().unwrap(),
+        std::env::temp_dir().join("sotto-never-created"),
+    );
     let error = start(config, async {}).await.unwrap_err();
     assert!(error.to_string().contains("loopback"));
     assert!(!std::env::temp_dir().join("sotto-never-created").exists());

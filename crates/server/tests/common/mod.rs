@@ -27,10 +27,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start_in(dir: PathBuf) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.clone(),
-        };
+        let config = Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
         let running = start(config, async {
             let _ = stopped.await;
         })

@@ -1,0 +1,105 @@
+//! Retention under an injected clock: undelivered ciphertext lives exactly as long as the
+//! configured retention, and expired challenges and sessions are swept.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sotto_server::delivery_store::{Append, Kind, Swept};
+use sotto_server::store::{DeviceRef, Store};
+use sotto_server::{DEFAULT_RETENTION_SECS, SHORT_RETENTION_SECS};
+
+struct TempDb(std::path::PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn store() -> (TempDb, Store) {
+    let name: String = sotto_core::crypto::random_array::<8>()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("sotto-retention-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("db.sqlite3")).unwrap();
+    (TempDb(dir), store)
+}
+
+fn bob() -> DeviceRef {
+    DeviceRef {
+        username: "bob".into(),
+        device_id: vec![1; 16],
+    }
+}
+
+fn append(store: &Store, id: u8, now: u64) {
+    let recipients = [bob()];
+    let message = Append {
+        conversation: b"conversation",
+        message_id: &[id; 16],
+        kind: Kind::Application,
+        epoch: 0,
+        payload: b"ciphertext",
+        recipients: &recipients,
+    };
+    store.append(&message, None, now).unwrap();
+}
+
+#[test]
+fn undelivered_ciphertext_lives_exactly_as_long_as_the_retention() {
+    for retention in [DEFAULT_RETENTION_SECS, SHORT_RETENTION_SECS] {
+        let (_dir, store) = store();
+        let t0 = 1_800_000_000;
+        append(&store, 1, t0);
+        append(&store, 2, t0 + 100);
+        // Just inside the retention: both kept.
+        assert_eq!(store.sweep(t0 + retention, retention).unwrap().messages, 0);
+        assert_eq!(store.inbox(&bob(), 0, 10).unwrap().len(), 2);
+        // One second past the first one's retention: it, and only it, is gone.
+        assert_eq!(
+            store.sweep(t0 + retention + 1, retention).unwrap(),
+            Swept {
+                messages: 1,
+                expired: 0
+            }
+        );
+        let left = store.inbox(&bob(), 0, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].seq, 1);
+        assert_eq!(
+            store
+                .sweep(t0 + retention + 101, retention)
+                .unwrap()
+                .messages,
+            1
+        );
+        assert!(store.inbox(&bob(), 0, 10).unwrap().is_empty());
+        assert_eq!(store.log_len().unwrap(), 0);
+    }
+}
+
+#[test]
+fn expired_challenges_and_sessions_are_swept() {
+    let (_dir, store) = store();
+    let t0 = 1_800_000_000;
+    store.put_challenge(&[1; 32], &bob(), t0 + 60, t0).unwrap();
+    store.put_session(&[2; 32], &bob(), t0 + 3600, t0).unwrap();
+    assert_eq!(
+        store
+            .sweep(t0 + 59, DEFAULT_RETENTION_SECS)
+            .unwrap()
+            .expired,
+        0
+    );
+    assert!(store.session(&[2; 32], t0 + 59).unwrap().is_some());
+    assert_eq!(
+        store
+            .sweep(t0 + 3600, DEFAULT_RETENTION_SECS)
+            .unwrap()
+            .expired,
+        2
+    );
+    assert!(!store.take_challenge(&[1; 32], &bob(), t0).unwrap());
+    assert!(store.session(&[2; 32], t0).unwrap().is_none());
+}
