@@ -66,6 +66,18 @@ pub struct RegisterDevice {
     pub certificate: Bytes,
 }
 
+/// `POST /v1/accounts/{username}/devices/{device_id}/revoke`: remove a device. Allowed
+/// with a session of any device of the same user, or with a signature of the user's root
+/// key (`sotto_core::identity::revocation_message`) when no device is at hand. The device
+/// id can never be registered again; its sessions, KeyPackages and mail are deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDevice {
+    /// The root key's signature, when the request has no session of the user.
+    #[serde(default)]
+    pub root_signature: Option<Bytes>,
+}
+
 /// One published device of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {

@@ -227,6 +227,12 @@ impl UserRootKey {
         Ok(cert)
     }
 
+    /// Signs the revocation of one of this user's devices (see [`revocation_message`]),
+    /// for when no other device of the user is at hand.
+    pub fn sign_revocation(&self, device: &DeviceId) -> Result<Vec<u8>, IdentityError> {
+        Ok(self.key.sign(&revocation_message(&self.user, device))?)
+    }
+
     /// Seals the root secret key under `password` (scrypt, then AES-256-GCM), bound to
     /// the user id. The result is what the server stores as the account's key backup.
     pub fn seal_backup(
@@ -262,6 +268,33 @@ impl UserRootKey {
         }
         Ok(root)
     }
+}
+
+/// The bytes a root key signs to revoke a device:
+/// `"sotto revoke device v1" || u8(len(user id)) || user id || device id`.
+pub fn revocation_message(user: &UserId, device: &DeviceId) -> Vec<u8> {
+    let user = user.as_str().as_bytes();
+    let mut out = b"sotto revoke device v1".to_vec();
+    // A user id is at most 64 bytes.
+    out.push(u8::try_from(user.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(user);
+    out.extend_from_slice(&device.0);
+    out
+}
+
+/// Checks a root key's signature over the revocation of `device` of `user`.
+pub fn verify_revocation(
+    root: &RootPublicKey,
+    user: &UserId,
+    device: &DeviceId,
+    signature: &[u8],
+) -> Result<(), IdentityError> {
+    crypto::verify_p521(
+        root.as_bytes(),
+        &revocation_message(user, device),
+        signature,
+    )
+    .map_err(|_| IdentityError::BadSignature)
 }
 
 fn backup_context(user: &UserId) -> Zeroizing<Vec<u8>> {

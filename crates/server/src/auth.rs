@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -17,7 +17,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use sotto_api::{Bytes, Challenge, ChallengeRequest, ErrorCode, Me, SessionRequest};
 use sotto_core::auth::{verify_challenge, CHALLENGE_LEN};
 use sotto_core::crypto;
-use sotto_core::identity::{DeviceCertificate, UserId};
+use sotto_core::identity::{verify_revocation, DeviceCertificate, DeviceId, RootPublicKey, UserId};
 
 use crate::http::{blocking, now, Failure};
 use crate::store::{DeviceRef, Store};
@@ -146,22 +146,30 @@ impl FromRequestParts<Arc<Store>> for Session {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, store: &Arc<Store>) -> Result<Self, Failure> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("a session token is required"))?;
-        let token = URL_SAFE_NO_PAD
-            .decode(header.trim())
-            .map_err(|_| unauthorized("invalid session token"))?;
-        let token_hash = crypto::sha256(&token);
-        let now = now();
-        blocking(store, move |s| s.session(&token_hash, now))
-            .await?
+        session_from_headers(&parts.headers, store)
+            .await
             .map(Session)
-            .ok_or_else(|| unauthorized("invalid or expired session token"))
     }
+}
+
+/// The device of the session named by the request's bearer token.
+async fn session_from_headers(
+    headers: &axum::http::HeaderMap,
+    store: &Arc<Store>,
+) -> Result<DeviceRef, Failure> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("a session token is required"))?;
+    let token = URL_SAFE_NO_PAD
+        .decode(header.trim())
+        .map_err(|_| unauthorized("invalid session token"))?;
+    let token_hash = crypto::sha256(&token);
+    let now = now();
+    blocking(store, move |s| s.session(&token_hash, now))
+        .await?
+        .ok_or_else(|| unauthorized("invalid or expired session token"))
 }
 
 /// `GET /v1/me`.
@@ -174,4 +182,54 @@ pub async fn me(Session(device): Session) -> Json<Me> {
             .map(|b| format!("{b:02x}"))
             .collect(),
     })
+}
+
+/// `POST /v1/accounts/{username}/devices/{device_id}/revoke`.
+pub async fn revoke(
+    State(store): State<Arc<Store>>,
+    Path((username, device_hex)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<sotto_api::RevokeDevice>, JsonRejection>,
+) -> Result<StatusCode, Failure> {
+    let Json(request) = body?;
+    let device = device_ref(&username, &device_hex)?;
+    let user = UserId::new(&device.username).map_err(|e| Failure::bad_request(e.to_string()))?;
+    match request.root_signature {
+        Some(signature) => {
+            let name = device.username.clone();
+            let account = blocking(&store, move |s| s.account(&name))
+                .await?
+                .ok_or_else(|| Failure::not_found("account"))?;
+            let root = RootPublicKey::from_bytes(&account.root_public_key).map_err(|_| {
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "stored key invalid",
+                )
+            })?;
+            let id: [u8; 16] = device
+                .device_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| Failure::bad_request("device id must be 16 bytes"))?;
+            verify_revocation(&root, &user, &DeviceId(id), &signature.0)
+                .map_err(|_| unauthorized("the root key did not sign this revocation"))?;
+        }
+        None => {
+            let session = session_from_headers(&headers, &store).await?;
+            if session.username != device.username {
+                return Err(unauthorized(
+                    "only the user's own devices may revoke a device",
+                ));
+            }
+        }
+    }
+    blocking(&store, move |s| s.revoke_device(&device))
+        .await
+        .map_err(|e| match e.0 {
+            StatusCode::NOT_FOUND => Failure::not_found("device"),
+            _ => e,
+        })?;
+    tracing::info!(event = "device_revoked", "device revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

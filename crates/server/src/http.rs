@@ -131,6 +131,10 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/v1/accounts", post(register_account))
         .route("/v1/accounts/{username}", get(account))
         .route("/v1/accounts/{username}/devices", post(register_device))
+        .route(
+            "/v1/accounts/{username}/devices/{device_id}/revoke",
+            post(crate::auth::revoke),
+        )
         .route("/v1/auth/challenge", post(crate::auth::challenge))
         .route("/v1/auth/session", post(crate::auth::session))
         .route("/v1/me", get(crate::auth::me))

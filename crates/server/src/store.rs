@@ -85,6 +85,12 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX mailbox_by_device ON mailbox (username, device_id, id);
      CREATE INDEX mailbox_by_entry ON mailbox (conversation, seq);",
+    // 5: revoked device ids, never registered again.
+    "CREATE TABLE revoked (
+         username  TEXT NOT NULL,
+         device_id BLOB NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );",
 ];
 
 /// Why a storage operation failed.
@@ -216,6 +222,14 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?;
+        let revoked: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM revoked WHERE username = ?1 AND device_id = ?2)",
+            params![username, device_id],
+            |row| row.get(0),
+        )?;
+        if revoked {
+            return Err(StoreError::Conflict);
+        }
         let put = match existing {
             Some(stored) if stored == certificate => Put::Unchanged,
             Some(_) => return Err(StoreError::Conflict),
@@ -497,6 +511,46 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Revokes a device: removes its certificate, sessions, challenges, KeyPackages and
+    /// undelivered mail, and bars its id for good. [`StoreError::NotFound`] if unknown.
+    pub fn revoke_device(&self, device: &DeviceRef) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let p = params![device.username, device.device_id];
+        if tx.execute(
+            "DELETE FROM devices WHERE username = ?1 AND device_id = ?2",
+            p,
+        )? == 0
+        {
+            return Err(StoreError::NotFound);
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO revoked (username, device_id) VALUES (?1, ?2)",
+            p,
+        )?;
+        for table in [
+            "sessions",
+            "challenges",
+            "key_packages",
+            "last_resort_used",
+            "mailbox",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE username = ?1 AND device_id = ?2"),
+                p,
+            )?;
+        }
+        tx.execute(
+            "DELETE FROM log WHERE NOT EXISTS (SELECT 1 FROM mailbox m
+             WHERE m.conversation = log.conversation AND m.seq = log.seq)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,130 @@
+//! Revoking a device over real HTTP: only the user (another device's session, or the root
+//! key's signature) can do it, and it ends the device's sessions and bars its id.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use reqwest::StatusCode;
+use sotto_api::{Account, Bytes, ErrorCode, RevokeDevice};
+use sotto_core::device::NewDevice;
+
+async fn revoke(
+    server: &TestServer,
+    user: &str,
+    device: &str,
+    token: Option<&str>,
+    body: &RevokeDevice,
+) -> reqwest::Response {
+    let url = server.url(&format!("/v1/accounts/{user}/devices/{device}/revoke"));
+    let mut request = server.http.post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn me(server: &TestServer, token: &str) -> StatusCode {
+    server
+        .http
+        .get(server.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_users_other_device_revokes_a_lost_one() {
+    let server = TestServer::start().await;
+    let (root, phone) = registered(&server, "alice").await;
+    let laptop = NewDevice::generate(&root, 2).unwrap();
+    server
+        .add_device("alice", laptop.certificate.to_bytes().unwrap())
+        .await;
+    let (phone_token, laptop_token) = (
+        login(&server, "alice", &phone).await,
+        login(&server, "alice", &laptop).await,
+    );
+    let phone_id = phone.certificate.verify().unwrap().device_id.to_hex();
+    let (_, mallory) = registered(&server, "mallory").await;
+    let mallory_token = login(&server, "mallory", &mallory).await;
+
+    // Nobody else may revoke it: no session, another user's session.
+    let none = RevokeDevice::default();
+    error(
+        revoke(&server, "alice", &phone_id, None, &none).await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+    error(
+        revoke(&server, "alice", &phone_id, Some(&mallory_token), &none).await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+
+    assert_eq!(
+        revoke(&server, "alice", &phone_id, Some(&laptop_token), &none)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    // The revoked device's session is over, it is no longer listed, and its id is barred.
+    assert_eq!(me(&server, &phone_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&server, &laptop_token).await, StatusCode::OK);
+    let account: Account = server
+        .http
+        .get(server.url("/v1/accounts/alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account.devices.len(), 1);
+    let again = server
+        .add_device("alice", phone.certificate.to_bytes().unwrap())
+        .await;
+    error(again, StatusCode::CONFLICT, ErrorCode::Conflict).await;
+    error(
+        revoke(&server, "alice", &phone_id, Some(&laptop_token), &none).await,
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_root_key_revokes_without_any_device() {
+    let server = TestServer::start().await;
+    let (root, phone) = registered(&server, "alice").await;
+    let token = login(&server, "alice", &phone).await;
+    let id = phone.certificate.verify().unwrap().device_id;
+
+    // A signature by another root key is refused.
+    let impostor = common::root("alice");
+    let forged = RevokeDevice {
+        root_signature: Some(Bytes(impostor.sign_revocation(&id).unwrap())),
+    };
+    error(
+        revoke(&server, "alice", &id.to_hex(), None, &forged).await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+    assert_eq!(me(&server, &token).await, StatusCode::OK);
+
+    let signed = RevokeDevice {
+        root_signature: Some(Bytes(root.sign_revocation(&id).unwrap())),
+    };
+    assert_eq!(
+        revoke(&server, "alice", &id.to_hex(), None, &signed)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(me(&server, &token).await, StatusCode::UNAUTHORIZED);
+}
