@@ -20,7 +20,7 @@ use sotto_core::crypto;
 use sotto_core::identity::{verify_revocation, DeviceCertificate, DeviceId, RootPublicKey, UserId};
 
 use crate::http::{blocking, now, Failure};
-use crate::store::{DeviceRef, Store};
+use crate::store::{DeviceRef, Event, Store};
 
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL_SECS: u64 = 60;
@@ -125,7 +125,8 @@ pub async fn session(
     let token_hash = crypto::sha256(&token);
     let expires_at = now + SESSION_TTL_SECS;
     blocking(&store, move |s| {
-        s.put_session(&token_hash, &device, expires_at, now)
+        s.put_session(&token_hash, &device, expires_at, now)?;
+        s.record(Event::Login, &device.username, now)
     })
     .await?;
     tracing::info!(event = "login", "device logged in");

@@ -22,7 +22,7 @@ use sotto_api::{
 use crate::auth::{device_ref, Session};
 use crate::delivery_store::{Append, Appended, Kind};
 use crate::http::{blocking, now, Failure};
-use crate::store::{DeviceRef, Store};
+use crate::store::{DeviceRef, Event, Store};
 
 /// Most recipients of one message.
 pub const MAX_RECIPIENTS: usize = 5000;
@@ -108,7 +108,7 @@ async fn check_registered(store: &Arc<Store>, devices: &[DeviceRef]) -> Result<(
 /// `POST /v1/conversations/{conversation}/messages`.
 pub async fn send(
     State(store): State<Arc<Store>>,
-    Session(_sender): Session,
+    Session(sender): Session,
     Path(conversation): Path<String>,
     body: Result<Json<SendMessage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), Failure> {
@@ -154,7 +154,12 @@ pub async fn send(
             payload: w_payload,
             recipients: w_to,
         });
-        s.append(&message, welcome.as_ref(), now)
+        let appended = s.append(&message, welcome.as_ref(), now)?;
+        if let Appended::New(_) = appended {
+            // Who sent and when — never to whom.
+            s.record(Event::MessageSent, &sender.username, now)?;
+        }
+        Ok(appended)
     })
     .await
     .map_err(|e| match e.0 {

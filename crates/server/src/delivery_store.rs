@@ -275,6 +275,8 @@ impl Store {
             "DELETE FROM claims WHERE at < ?1",
             [now.saturating_sub(3600)],
         )?;
+        let event_cutoff = now.saturating_sub(to_i64(crate::store::EVENT_RETENTION_SECS));
+        expired += tx.execute("DELETE FROM events WHERE at < ?1", [event_cutoff])?;
         tx.commit()?;
         Ok(Swept {
             messages: messages as u64,

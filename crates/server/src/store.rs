@@ -91,7 +91,39 @@ const MIGRATIONS: &[&str] = &[
          device_id BLOB NOT NULL,
          PRIMARY KEY (username, device_id)
      );",
+    // 6: the account-event log: time, kind and the acting user only — never a client
+    // address, never a recipient. Kept EVENT_RETENTION_SECS.
+    "CREATE TABLE events (
+         at     INTEGER NOT NULL,
+         kind   TEXT NOT NULL,
+         sender TEXT NOT NULL
+     );
+     CREATE INDEX events_by_time ON events (at);",
 ];
+
+/// How long account events are kept: 7 days.
+pub const EVENT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+
+/// Kinds of account events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An account was registered.
+    Registration,
+    /// A device logged in.
+    Login,
+    /// A message was sent.
+    MessageSent,
+}
+
+impl Event {
+    fn as_str(self) -> &'static str {
+        match self {
+            Event::Registration => "registration",
+            Event::Login => "login",
+            Event::MessageSent => "message_sent",
+        }
+    }
+}
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -515,6 +547,30 @@ impl Store {
 }
 
 impl Store {
+    /// Records an account event: its time, kind and the acting user, nothing else.
+    pub fn record(&self, event: Event, sender: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO events (at, kind, sender) VALUES (?1, ?2, ?3)",
+            params![now_i64(now), event.as_str(), sender],
+        )?;
+        Ok(())
+    }
+
+    /// All account events `(at, kind, sender)`, oldest first (for audits and tests).
+    pub fn events(&self) -> Result<Vec<(u64, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT at, kind, sender FROM events ORDER BY at, rowid")?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, kind, sender)| (u64::try_from(at).unwrap_or(0), kind, sender))
+            .collect())
+    }
+
     /// Revokes a device: removes its certificate, sessions, challenges, KeyPackages and
     /// undelivered mail, and bars its id for good. [`StoreError::NotFound`] if unknown.
     pub fn revoke_device(&self, device: &DeviceRef) -> Result<(), StoreError> {

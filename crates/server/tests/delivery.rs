@@ -214,6 +214,33 @@ async fn a_message_travels_from_alice_to_bob_through_the_server() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(!bytes.windows(9).any(|w| w == b"the eagle"));
     }
+    // The account-event log holds time, kind and sender only: no recipient, no address.
+    {
+        let db = rusqlite::Connection::open(dir.join(sotto_server::DATABASE_FILE)).unwrap();
+        let mut stmt = db.prepare("SELECT * FROM events ORDER BY rowid").unwrap();
+        assert_eq!(stmt.column_names(), ["at", "kind", "sender"]);
+        let rows: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let sent: Vec<&(String, String)> =
+            rows.iter().filter(|(k, _)| k == "message_sent").collect();
+        assert_eq!(
+            sent.len(),
+            2,
+            "the Welcome commit and the message, once each: {rows:?}"
+        );
+        assert!(sent.iter().all(|(_, who)| who == "alice"));
+        assert!(rows.iter().any(|(k, who)| k == "login" && who == "bob"));
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(9).any(|w| w == b"127.0.0.1"),
+            "a client address was stored"
+        );
+    }
     // Once bob acknowledges, the ciphertext is gone.
     ack(&server, &bob, vec![got.messages[0].cursor]).await;
     assert!(inbox(&server, &bob).await.messages.is_empty());

@@ -103,3 +103,24 @@ fn expired_challenges_and_sessions_are_swept() {
     assert!(!store.take_challenge(&[1; 32], &bob(), t0).unwrap());
     assert!(store.session(&[2; 32], t0).unwrap().is_none());
 }
+
+#[test]
+fn account_events_are_kept_seven_days() {
+    let (_dir, store) = store();
+    let t0 = 1_800_000_000;
+    store
+        .record(sotto_server::store::Event::Login, "bob", t0)
+        .unwrap();
+    store
+        .record(sotto_server::store::Event::MessageSent, "bob", t0 + 10)
+        .unwrap();
+    let week = sotto_server::store::EVENT_RETENTION_SECS;
+    store.sweep(t0 + week, DEFAULT_RETENTION_SECS).unwrap();
+    assert_eq!(store.events().unwrap().len(), 2);
+    store.sweep(t0 + week + 1, DEFAULT_RETENTION_SECS).unwrap();
+    let left = store.events().unwrap();
+    assert_eq!(
+        left,
+        vec![(t0 + 10, "message_sent".to_string(), "bob".to_string())]
+    );
+}
