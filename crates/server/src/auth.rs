@@ -19,6 +19,7 @@ use sotto_core::auth::{verify_challenge, CHALLENGE_LEN};
 use sotto_core::crypto;
 use sotto_core::identity::{verify_revocation, DeviceCertificate, DeviceId, RootPublicKey, UserId};
 
+use crate::hex;
 use crate::http::{blocking, now, Failure};
 use crate::store::{DeviceRef, Event, Store};
 
@@ -34,19 +35,7 @@ fn unauthorized(message: &str) -> Failure {
 /// A device named by user id and hex device id, validated.
 pub fn device_ref(username: &str, device_hex: &str) -> Result<DeviceRef, Failure> {
     let user = UserId::new(username).map_err(|e| Failure::bad_request(e.to_string()))?;
-    let ok = device_hex.len() == 32
-        && device_hex
-            .bytes()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    if !ok {
-        return Err(Failure::bad_request(
-            "device id must be 32 lower-case hex digits",
-        ));
-    }
-    let device_id = (0..16)
-        .map(|i| u8::from_str_radix(&device_hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| Failure::bad_request("device id must be 32 lower-case hex digits"))?;
+    let device_id = hex::decode(device_hex, 16, "device id")?;
     Ok(DeviceRef {
         username: user.to_string(),
         device_id,
@@ -75,7 +64,7 @@ pub async fn challenge(
         return Err(Failure::not_found("device"));
     }
     blocking(&store, move |s| {
-        s.put_challenge(&challenge, &device, expires_at, now)
+        s.put_challenge(&challenge, &device, expires_at)
     })
     .await?;
     Ok(Json(Challenge {
@@ -125,7 +114,7 @@ pub async fn session(
     let token_hash = crypto::sha256(&token);
     let expires_at = now + SESSION_TTL_SECS;
     blocking(&store, move |s| {
-        s.put_session(&token_hash, &device, expires_at, now)?;
+        s.put_session(&token_hash, &device, expires_at)?;
         s.record(Event::Login, &device.username, now)
     })
     .await?;

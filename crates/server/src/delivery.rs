@@ -21,6 +21,7 @@ use sotto_api::{
 
 use crate::auth::{device_ref, Session};
 use crate::delivery_store::{Append, Appended, Kind};
+use crate::hex;
 use crate::http::{blocking, now, Failure};
 use crate::store::{DeviceRef, Event, Store};
 
@@ -30,24 +31,6 @@ pub const MAX_RECIPIENTS: usize = 5000;
 pub const MAX_SEND_BODY: usize = 8 << 20;
 /// Most messages returned by one inbox fetch.
 pub const MAX_INBOX_PAGE: u32 = 500;
-
-fn hex_id(text: &str, len: usize, what: &str) -> Result<Vec<u8>, Failure> {
-    let ok = text.len() == 2 * len && text.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    if !ok {
-        return Err(Failure::bad_request(format!(
-            "{what} must be {} lower-case hex digits",
-            2 * len
-        )));
-    }
-    (0..len)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| Failure::bad_request(format!("{what} is not hex")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn recipients(list: &[DeviceAddress]) -> Result<Vec<DeviceRef>, Failure> {
     if list.len() > MAX_RECIPIENTS {
@@ -91,7 +74,11 @@ async fn check_registered(store: &Arc<Store>, devices: &[DeviceRef]) -> Result<(
     let unknown = blocking(store, move |s| {
         for d in &devices {
             if s.device_certificate(d)?.is_none() {
-                return Ok(Some(format!("{}/{}", d.username, hex(&d.device_id))));
+                return Ok(Some(format!(
+                    "{}/{}",
+                    d.username,
+                    hex::encode(&d.device_id)
+                )));
             }
         }
         Ok(None)
@@ -113,8 +100,8 @@ pub async fn send(
     body: Result<Json<SendMessage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), Failure> {
     let Json(request) = body?;
-    let conversation = hex_id_any(&conversation)?;
-    let message_id = hex_id(&request.message_id, 16, "message id")?;
+    let conversation = conversation_id(&conversation)?;
+    let message_id = hex::decode(&request.message_id, 16, "message id")?;
     let to = recipients(&request.recipients)?;
     let (kind, epoch) = classify(&request.payload.0, &conversation)?;
     let welcome = match &request.welcome {
@@ -189,13 +176,13 @@ pub async fn send(
     })
 }
 
-fn hex_id_any(text: &str) -> Result<Vec<u8>, Failure> {
+fn conversation_id(text: &str) -> Result<Vec<u8>, Failure> {
     if text.is_empty() || text.len() > 128 || text.len() % 2 != 0 {
         return Err(Failure::bad_request(
             "conversation id must be 2 to 128 lower-case hex digits",
         ));
     }
-    hex_id(text, text.len() / 2, "conversation id")
+    hex::decode(text, text.len() / 2, "conversation id")
 }
 
 /// Query of `GET /v1/inbox`.
@@ -225,7 +212,7 @@ pub async fn inbox(
             .into_iter()
             .map(|d| InboxMessage {
                 cursor: d.cursor,
-                conversation: hex(&d.conversation),
+                conversation: hex::encode(&d.conversation),
                 seq: d.seq,
                 kind: match d.kind {
                     Kind::Application => MessageKind::Application,

@@ -206,7 +206,7 @@ async fn account(
         .devices
         .into_iter()
         .map(|(id, certificate)| DeviceInfo {
-            device_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            device_id: crate::hex::encode(&id),
             certificate: Bytes(certificate),
         })
         .collect();

@@ -155,7 +155,7 @@ pub async fn claim(
         key_packages: claimed
             .into_iter()
             .map(|c| ClaimedKeyPackage {
-                device_id: c.device_id.iter().map(|b| format!("{b:02x}")).collect(),
+                device_id: crate::hex::encode(&c.device_id),
                 key_package: Bytes(c.key_package),
                 last_resort: c.last_resort,
             })

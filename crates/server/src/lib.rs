@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub mod auth;
 pub mod delivery;
 pub mod delivery_store;
+pub mod hex;
 pub mod http;
 pub mod key_packages;
 pub mod store;

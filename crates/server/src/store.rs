@@ -301,20 +301,15 @@ impl Store {
             .optional()?)
     }
 
-    /// Stores a fresh challenge for `device`, valid until `expires_at`, and drops expired ones.
+    /// Stores a fresh challenge for `device`, valid until `expires_at` (the sweeper deletes
+    /// expired ones).
     pub fn put_challenge(
         &self,
         challenge: &[u8],
         device: &DeviceRef,
         expires_at: u64,
-        now: u64,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM challenges WHERE expires_at <= ?1",
-            [now_i64(now)],
-        )?;
-        conn.execute(
+        self.conn().execute(
             "INSERT INTO challenges (challenge, username, device_id, expires_at)
              VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -349,14 +344,8 @@ impl Store {
         token_hash: &[u8],
         device: &DeviceRef,
         expires_at: u64,
-        now: u64,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM sessions WHERE expires_at <= ?1",
-            [now_i64(now)],
-        )?;
-        conn.execute(
+        self.conn().execute(
             "INSERT INTO sessions (token_hash, username, device_id, expires_at)
              VALUES (?1, ?2, ?3, ?4)",
             params![

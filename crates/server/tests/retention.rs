@@ -83,8 +83,8 @@ fn undelivered_ciphertext_lives_exactly_as_long_as_the_retention() {
 fn expired_challenges_and_sessions_are_swept() {
     let (_dir, store) = store();
     let t0 = 1_800_000_000;
-    store.put_challenge(&[1; 32], &bob(), t0 + 60, t0).unwrap();
-    store.put_session(&[2; 32], &bob(), t0 + 3600, t0).unwrap();
+    store.put_challenge(&[1; 32], &bob(), t0 + 60).unwrap();
+    store.put_session(&[2; 32], &bob(), t0 + 3600).unwrap();
     assert_eq!(
         store
             .sweep(t0 + 59, DEFAULT_RETENTION_SECS)
