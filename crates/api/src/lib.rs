@@ -239,6 +239,10 @@ pub struct SendMessage {
     /// With a commit that adds devices: their Welcome.
     #[serde(default)]
     pub welcome: Option<WelcomeDelivery>,
+    /// With a commit that removes devices: those devices, which receive the commit (to
+    /// learn they were removed) but are no longer members the server accepts posts from.
+    #[serde(default)]
+    pub removed: Vec<DeviceAddress>,
 }
 
 /// The answer to [`SendMessage`].
@@ -300,6 +304,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The request needs a valid session, or the challenge answer was wrong.
     Unauthorized,
+    /// The session's device may not do this (e.g. post to a conversation it is not in).
+    Forbidden,
     /// The named resource does not exist.
     NotFound,
     /// The resource exists already, or the request conflicts with the current state.

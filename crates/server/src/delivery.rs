@@ -116,6 +116,10 @@ pub async fn send(
         Some(_) => return Err(Failure::bad_request("only a commit carries a Welcome")),
         None => None,
     };
+    let removed = recipients(&request.removed)?;
+    if !removed.is_empty() && kind != Kind::Commit {
+        return Err(Failure::bad_request("only a commit removes devices"));
+    }
     check_registered(&store, &to).await?;
     if let Some((_, w_to)) = &welcome {
         check_registered(&store, w_to).await?;
@@ -141,7 +145,7 @@ pub async fn send(
             payload: w_payload,
             recipients: w_to,
         });
-        let appended = s.append(&message, welcome.as_ref(), now)?;
+        let appended = s.append(&sender, &message, welcome.as_ref(), &removed, now)?;
         if let Appended::New(_) = appended {
             // Who sent and when — never to whom.
             s.record(Event::MessageSent, &sender.username, now)?;
@@ -150,6 +154,11 @@ pub async fn send(
     })
     .await
     .map_err(|e| match e.0 {
+        StatusCode::FORBIDDEN => Failure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "only a member device of the conversation may post to it",
+        ),
         StatusCode::CONFLICT => Failure::new(
             StatusCode::CONFLICT,
             ErrorCode::Conflict,

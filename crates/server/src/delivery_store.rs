@@ -85,17 +85,66 @@ impl Store {
     /// Appends a message to its conversation's log and the recipients' mailboxes, and
     /// with it (in the same transaction, so both or neither are stored) a Welcome.
     /// A commit for any epoch but the current one is [`StoreError::Conflict`].
+    ///
+    /// Only a member may post to an existing conversation ([`StoreError::Forbidden`]). A
+    /// new conversation, and every accepted commit, sets the members to the sender, the
+    /// recipients and the Welcome's recipients — not the `removed` devices, which get the
+    /// commit but may post no more.
     pub fn append(
         &self,
+        sender: &DeviceRef,
         message: &Append<'_>,
         welcome: Option<&Append<'_>>,
+        removed: &[DeviceRef],
         now: u64,
     ) -> Result<Appended, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let appended = append_in(&tx, message, now)?;
-        if let (Appended::New(_), Some(welcome)) = (appended, welcome) {
-            append_in(&tx, welcome, now)?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
+            [message.conversation],
+            |row| row.get(0),
+        )?;
+        let member: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE conversation = ?1 AND username = ?2
+             AND device_id = ?3)",
+            params![message.conversation, sender.username, sender.device_id],
+            |row| row.get(0),
+        )?;
+        if known && !member {
+            return Err(StoreError::Forbidden);
+        }
+        let mut everyone = message.recipients.to_vec();
+        everyone.extend_from_slice(removed);
+        let appended = append_in(
+            &tx,
+            &Append {
+                recipients: &everyone,
+                ..message.clone()
+            },
+            now,
+        )?;
+        if let Appended::New(_) = appended {
+            if let Some(welcome) = welcome {
+                append_in(&tx, welcome, now)?;
+            }
+            if !known || message.kind == Kind::Commit {
+                tx.execute(
+                    "DELETE FROM members WHERE conversation = ?1",
+                    [message.conversation],
+                )?;
+                let added = welcome.map(|w| w.recipients).unwrap_or_default();
+                for device in std::iter::once(sender)
+                    .chain(message.recipients)
+                    .chain(added)
+                {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO members (conversation, username, device_id)
+                         VALUES (?1, ?2, ?3)",
+                        params![message.conversation, device.username, device.device_id],
+                    )?;
+                }
+            }
         }
         tx.commit()?;
         Ok(appended)

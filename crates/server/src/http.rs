@@ -78,6 +78,9 @@ impl From<StoreError> for Failure {
                 Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, "already exists")
             }
             StoreError::NotFound => Self::not_found("account"),
+            StoreError::Forbidden => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "forbidden")
+            }
             StoreError::RateLimited => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,

@@ -99,6 +99,13 @@ const MIGRATIONS: &[&str] = &[
          sender TEXT NOT NULL
      );
      CREATE INDEX events_by_time ON events (at);",
+    // 7: the devices of each conversation, from its latest commit: only they may post.
+    "CREATE TABLE members (
+         conversation BLOB NOT NULL,
+         username     TEXT NOT NULL,
+         device_id    BLOB NOT NULL,
+         PRIMARY KEY (conversation, username, device_id)
+     );",
 ];
 
 /// How long account events are kept: 7 days.
@@ -134,6 +141,9 @@ pub enum StoreError {
     /// The named account does not exist.
     #[error("not found")]
     NotFound,
+    /// The acting device may not do this.
+    #[error("forbidden")]
+    Forbidden,
     /// A stored value is not one this server writes.
     #[error("corrupt row in the database")]
     Corrupt,

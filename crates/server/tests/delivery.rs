@@ -152,6 +152,7 @@ async fn conversation(
             payload: Bytes(out.welcome.unwrap()),
             recipients: vec![bob.address.clone()],
         }),
+        removed: vec![],
     };
     assert_eq!(
         post(server, alice, ca.id(), &body).await.status(),
@@ -180,6 +181,7 @@ async fn a_message_travels_from_alice_to_bob_through_the_server() {
         payload: Bytes(ct),
         recipients: vec![bob.address.clone()],
         welcome: None,
+        removed: vec![],
     };
     let sent: Sent = post(&server, &alice, ca.id(), &body)
         .await
@@ -263,6 +265,7 @@ async fn of_two_commits_for_one_epoch_exactly_one_is_accepted() {
         payload: Bytes(commit),
         recipients: vec![to.address.clone()],
         welcome: None,
+        removed: vec![],
     };
     let first = post(&server, &alice, ca.id(), &body(a_commit.commit, &bob)).await;
     assert_eq!(first.status(), StatusCode::CREATED);
@@ -289,6 +292,7 @@ async fn bad_sends_are_refused() {
         payload: Bytes(ct.clone()),
         recipients: vec![bob.address.clone()],
         welcome: None,
+        removed: vec![],
     };
     // For another conversation than the path says.
     let url = server.url(&format!("/v1/conversations/{}/messages", "00".repeat(16)));
@@ -333,4 +337,109 @@ async fn bad_sends_are_refused() {
     let response = server.http.post(url).json(&good).send().await.unwrap();
     error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
     assert!(inbox(&server, &bob).await.messages.is_empty());
+}
+
+#[tokio::test]
+async fn only_members_post_and_removed_devices_no_longer_can() {
+    let server = TestServer::start().await;
+    let (alice, bob, mallory) = (
+        person(&server, "alice").await,
+        person(&server, "bob").await,
+        person(&server, "mallory").await,
+    );
+    let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
+
+    // Mallory makes a commit with the conversation's id in her own group and posts it:
+    // she is not a member, so it is refused and cannot move the epoch.
+    let policy = Policy::new(
+        vec![mallory.root.public_key().fingerprint()],
+        60,
+        BurnOnRead::Allowed,
+    )
+    .unwrap();
+    let mut fake = mallory
+        .device
+        .mls_client()
+        .create_group_with_id(
+            ca.id().to_vec(),
+            policy.to_extensions().unwrap(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+    // Her group is brought to the conversation's epoch, so only membership stops her.
+    fake.commit_builder().build().unwrap();
+    fake.apply_pending_commit().unwrap();
+    assert_eq!(fake.current_epoch(), ca.epoch());
+    let junk = fake
+        .commit_builder()
+        .build()
+        .unwrap()
+        .commit_message
+        .to_bytes()
+        .unwrap();
+    let body = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(junk),
+        recipients: vec![alice.address.clone()],
+        welcome: None,
+        removed: vec![],
+    };
+    error(
+        post(&server, &mallory, ca.id(), &body).await,
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+    )
+    .await;
+
+    // Alice removes bob; bob gets the commit but may post no more.
+    let bob_index = ca
+        .members()
+        .iter()
+        .find(|m| m.identity.user.as_str() == "bob")
+        .unwrap()
+        .index;
+    let out = ca.add_and_remove(&[], &[bob_index]).unwrap();
+    let body = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(out.commit),
+        recipients: vec![],
+        welcome: None,
+        removed: vec![bob.address.clone()],
+    };
+    assert_eq!(
+        post(&server, &alice, ca.id(), &body).await.status(),
+        StatusCode::CREATED
+    );
+    ca.merge_pending_commit().unwrap();
+    let got = inbox(&server, &bob).await;
+    let Event::Commit(summary) = cb.process(&got.messages[0].payload.0, NOW_MS).unwrap() else {
+        panic!()
+    };
+    assert!(summary.self_removed);
+    let (_, ct) = ca.send_text("bob is gone", 60, false, NOW_MS).unwrap();
+    let body = SendMessage {
+        message_id: message_id(),
+        payload: Bytes(ct),
+        recipients: vec![],
+        welcome: None,
+        removed: vec![],
+    };
+    assert_eq!(
+        post(&server, &alice, ca.id(), &body).await.status(),
+        StatusCode::CREATED
+    );
+    let late = SendMessage {
+        message_id: message_id(),
+        payload: got.messages[0].payload.clone(),
+        recipients: vec![],
+        welcome: None,
+        removed: vec![],
+    };
+    error(
+        post(&server, &bob, ca.id(), &late).await,
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+    )
+    .await;
 }

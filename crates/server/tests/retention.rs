@@ -43,7 +43,11 @@ fn append(store: &Store, id: u8, now: u64) {
         payload: b"ciphertext",
         recipients: &recipients,
     };
-    store.append(&message, None, now).unwrap();
+    let alice = DeviceRef {
+        username: "alice".into(),
+        device_id: vec![2; 16],
+    };
+    store.append(&alice, &message, None, &[], now).unwrap();
 }
 
 #[test]
