@@ -38,9 +38,16 @@ fn recipients(list: &[DeviceAddress]) -> Result<Vec<DeviceRef>, Failure> {
             "at most {MAX_RECIPIENTS} recipients"
         )));
     }
-    list.iter()
-        .map(|d| device_ref(&d.username, &d.device_id))
-        .collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for d in list {
+        let device = device_ref(&d.username, &d.device_id)?;
+        // Each device gets a message once, however often it is listed.
+        if seen.insert((device.username.clone(), device.device_id.clone())) {
+            out.push(device);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads kind and epoch from the MLS header, checking the conversation id.
@@ -61,6 +68,10 @@ fn classify(payload: &[u8], conversation: &[u8]) -> Result<(Kind, u64), Failure>
             } else {
                 Kind::Application
             };
+            // Epochs are stored as SQLite integers; no real group gets near this.
+            if i64::try_from(epoch_id).is_err() {
+                return Err(Failure::bad_request("epoch out of range"));
+            }
             Ok((kind, epoch_id))
         }
         _ => Err(Failure::bad_request(
@@ -121,6 +132,7 @@ pub async fn send(
         return Err(Failure::bad_request("only a commit removes devices"));
     }
     check_registered(&store, &to).await?;
+    check_registered(&store, &removed).await?;
     if let Some((_, w_to)) = &welcome {
         check_registered(&store, w_to).await?;
     }

@@ -58,6 +58,9 @@ pub enum Appended {
     Duplicate(u64),
 }
 
+/// Most payload bytes one inbox page returns (at least one message is always returned).
+pub const MAX_PAGE_BYTES: usize = 16 << 20;
+
 /// One entry of a device's mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -176,9 +179,15 @@ impl Store {
             },
         )?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for row in rows {
             let (cursor, conversation, seq, kind, payload) = row?;
             let kind = Kind::from_i64(kind).ok_or(StoreError::Corrupt)?;
+            // Bound what one page holds in memory; the first message always fits.
+            bytes = bytes.saturating_add(payload.len());
+            if !out.is_empty() && bytes > MAX_PAGE_BYTES {
+                break;
+            }
             out.push(Delivery {
                 cursor: to_u64(cursor),
                 conversation,
@@ -244,7 +253,7 @@ fn append_in(tx: &Transaction<'_>, message: &Append<'_>, now: u64) -> Result<App
         return Err(StoreError::Conflict);
     }
     let new_epoch = if message.kind == Kind::Commit {
-        epoch + 1
+        epoch.checked_add(1).ok_or(StoreError::Conflict)?
     } else {
         epoch
     };

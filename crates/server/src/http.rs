@@ -18,7 +18,7 @@ use sotto_api::{
 };
 use sotto_core::identity::{DeviceCertificate, RootPublicKey, UserId};
 
-use crate::store::{Event, Put, Store, StoreError};
+use crate::store::{Put, Store, StoreError};
 
 /// Largest request body accepted on the control plane (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -179,12 +179,7 @@ async fn register_account(
     let root = RootPublicKey::from_bytes(&request.root_public_key.0)
         .map_err(|e| Failure::bad_request(e.to_string()))?;
     let (name, key) = (user.to_string(), root.as_bytes().to_vec());
-    blocking(&store, move |s| {
-        let now = now();
-        s.create_account(&name, &key, now)?;
-        s.record(Event::Registration, &name, now)
-    })
-    .await?;
+    blocking(&store, move |s| s.create_account(&name, &key, now())).await?;
     tracing::info!(event = "account_registered", "account registered");
     Ok((
         StatusCode::CREATED,

@@ -207,18 +207,25 @@ impl Store {
         Ok(())
     }
 
-    /// Registers an account; [`StoreError::Conflict`] if the user id is taken.
+    /// Registers an account, and records the registration event in the same transaction;
+    /// [`StoreError::Conflict`] if the user id is taken.
     pub fn create_account(&self, username: &str, root: &[u8], now: u64) -> Result<(), StoreError> {
-        let inserted = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
             "INSERT INTO accounts (username, root_public_key, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (username) DO NOTHING",
             params![username, root, now_i64(now)],
         )?;
-        if inserted == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
+        if inserted != 1 {
+            return Err(StoreError::Conflict);
         }
+        tx.execute(
+            "INSERT INTO events (at, kind, sender) VALUES (?1, ?2, ?3)",
+            params![now_i64(now), Event::Registration.as_str(), username],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// An account and its devices, if it exists.

@@ -128,3 +128,23 @@ fn account_events_are_kept_seven_days() {
         vec![(t0 + 10, "message_sent".to_string(), "bob".to_string())]
     );
 }
+
+#[test]
+fn an_extreme_epoch_is_refused_not_a_panic() {
+    let (_dir, store) = store();
+    let alice = DeviceRef {
+        username: "alice".into(),
+        device_id: vec![2; 16],
+    };
+    let recipients = [bob()];
+    let commit = Append {
+        conversation: b"conversation",
+        message_id: &[1; 16],
+        kind: Kind::Commit,
+        epoch: u64::MAX,
+        payload: b"ciphertext",
+        recipients: &recipients,
+    };
+    let outcome = store.append(&alice, &commit, None, &[], 1_800_000_000);
+    assert!(outcome.is_err(), "{outcome:?}");
+}
