@@ -248,3 +248,26 @@ async fn claims_are_rate_limited_per_requester_and_target() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit() {
+    let server = TestServer::start().await;
+    let (_, bob) = registered(&server, "bob").await;
+    let bob_token = login(&server, "bob", &bob).await;
+    let dev = mls_device(&bob);
+    // 100 KeyPackages are about 160 kB of JSON: over the general 64 KiB body limit, within
+    // the upload route's own.
+    for _ in 0..2 {
+        let kps: Vec<Vec<u8>> = (0..100).map(|_| dev.key_package().unwrap()).collect();
+        assert_eq!(
+            upload(&server, &bob_token, kps, None).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        pool(&server, &bob_token).await.available,
+        sotto_server::key_packages::MAX_POOL
+    );
+    let response = upload(&server, &bob_token, vec![dev.key_package().unwrap()], None).await;
+    error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+}

@@ -66,12 +66,43 @@ async fn a_users_other_device_revokes_a_lost_one() {
     )
     .await;
 
+    // The phone has a KeyPackage on file before it is revoked.
+    let phone_mls = sotto_core::device::Device::in_memory(NewDevice {
+        certificate: phone.certificate.clone(),
+        secret: phone.secret.clone(),
+    })
+    .unwrap();
+    let upload = sotto_api::UploadKeyPackages {
+        key_packages: vec![Bytes(phone_mls.key_package().unwrap())],
+        last_resort: None,
+    };
+    let url = server.url("/v1/key-packages");
+    let response = server
+        .http
+        .post(url)
+        .bearer_auth(&phone_token)
+        .json(&upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
     assert_eq!(
         revoke(&server, "alice", &phone_id, Some(&laptop_token), &none)
             .await
             .status(),
         StatusCode::NO_CONTENT
     );
+    // Its KeyPackages went with it (checked in the database itself).
+    let db = rusqlite::Connection::open(server.dir.join(sotto_server::DATABASE_FILE)).unwrap();
+    let left: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM key_packages WHERE username = 'alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
     // The revoked device's session is over, it is no longer listed, and its id is barred.
     assert_eq!(me(&server, &phone_token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&server, &laptop_token).await, StatusCode::OK);
