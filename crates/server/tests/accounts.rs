@@ -6,7 +6,7 @@ use common::*;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sotto_api::{Account, ApiError, DeviceInfo, ErrorCode};
+use sotto_api::{ApiError, DeviceInfo, ErrorCode};
 use sotto_server::{start, Config};
 
 #[tokio::test]
@@ -54,15 +54,7 @@ async fn accounts_are_unique_and_validated() {
         .unwrap();
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
 
-    let account: Account = server
-        .http
-        .get(server.url("/v1/accounts/alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = server.account("alice").await;
     assert_eq!(account.root_public_key.0, alice.public_key().as_bytes());
     let response = server
         .http
@@ -114,15 +106,7 @@ async fn only_the_root_key_can_add_a_device() {
     let response = server.add_device("alice", tampered).await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
 
-    let account: Account = server
-        .http
-        .get(server.url("/v1/accounts/alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = server.account("alice").await;
     assert_eq!(account.devices.len(), 1);
     assert_eq!(account.devices[0].certificate.0, cert);
 }
@@ -183,15 +167,7 @@ async fn data_survives_a_restart() {
     let dir = server.stop().await;
 
     let server = TestServer::start_in(dir).await;
-    let account: Account = server
-        .http
-        .get(server.url("/v1/accounts/alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = server.account("alice").await;
     assert_eq!(account.devices.len(), 1);
     assert_eq!(account.devices[0].device_id, "07".repeat(16));
 }

@@ -9,16 +9,6 @@ use reqwest::StatusCode;
 use sotto_api::{Challenge, ErrorCode, Me, Session};
 use sotto_core::device::NewDevice;
 
-async fn me(server: &TestServer, token: &str) -> reqwest::Response {
-    server
-        .http
-        .get(server.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_device_logs_in_by_signing_a_challenge() {
     let server = TestServer::start().await;
@@ -38,7 +28,7 @@ async fn a_device_logs_in_by_signing_a_challenge() {
     let session: Session = response.json().await.unwrap();
     assert!(!format!("{session:?}").contains(&session.token));
 
-    let who: Me = me(&server, &session.token).await.json().await.unwrap();
+    let who: Me = server.me(&session.token).await.json().await.unwrap();
     assert_eq!(
         (who.username.as_str(), who.device_id.as_str()),
         ("alice", id.as_str())
@@ -95,13 +85,15 @@ async fn wrong_answers_and_tokens_are_refused() {
     let response = server.http.get(server.url("/v1/me")).send().await.unwrap();
     error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
     error(
-        me(&server, "!!!").await,
+        server.me("!!!").await,
         StatusCode::UNAUTHORIZED,
         ErrorCode::Unauthorized,
     )
     .await;
     error(
-        me(&server, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
+        server
+            .me("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await,
         StatusCode::UNAUTHORIZED,
         ErrorCode::Unauthorized,
     )
@@ -140,5 +132,5 @@ async fn the_database_holds_no_usable_token() {
     }
     // The session still works after a restart (it is stored, hashed).
     let server = TestServer::start_in(dir).await;
-    assert_eq!(me(&server, &session.token).await.status(), StatusCode::OK);
+    assert_eq!(server.me(&session.token).await.status(), StatusCode::OK);
 }

@@ -9,11 +9,11 @@ use common::*;
 use reqwest::StatusCode;
 use sotto_api::{
     Ack, Bytes, ClaimedKeyPackages, DeviceAddress, ErrorCode, Inbox, MessageKind, SendMessage,
-    Sent, UploadKeyPackages, WelcomeDelivery,
+    Sent, WelcomeDelivery,
 };
 use sotto_core::content::Body;
 use sotto_core::conversation::{Conversation, Event};
-use sotto_core::device::{expect_key_package, Device, NewDevice, SottoConfig};
+use sotto_core::device::{expect_key_package, Device, SottoConfig};
 use sotto_core::identity::UserRootKey;
 use sotto_core::policy::{BurnOnRead, Policy};
 
@@ -35,23 +35,9 @@ async fn person(server: &TestServer, name: &str) -> Person {
         username: name.into(),
         device_id: new.certificate.verify().unwrap().device_id.to_hex(),
     };
-    let device = Device::in_memory(NewDevice {
-        certificate: new.certificate,
-        secret: new.secret,
-    })
-    .unwrap();
-    let upload = UploadKeyPackages {
-        key_packages: vec![Bytes(device.key_package().unwrap())],
-        last_resort: None,
-    };
-    let response = server
-        .http
-        .post(server.url("/v1/key-packages"))
-        .bearer_auth(&token)
-        .json(&upload)
-        .send()
-        .await
-        .unwrap();
+    let device = mls_device(&new);
+    let kp = device.key_package().unwrap();
+    let response = server.upload_key_packages(&token, vec![kp], None).await;
     assert_eq!(response.status(), StatusCode::OK);
     Person {
         name: name.into(),
@@ -68,6 +54,17 @@ fn hex(bytes: &[u8]) -> String {
 
 fn message_id() -> String {
     hex(&sotto_core::crypto::random_array::<16>().unwrap())
+}
+
+/// A message with a fresh id for `recipients`, with no Welcome and no removed devices.
+fn to(payload: Vec<u8>, recipients: &[&Person]) -> SendMessage {
+    SendMessage {
+        message_id: message_id(),
+        payload: Bytes(payload),
+        recipients: recipients.iter().map(|p| p.address.clone()).collect(),
+        welcome: None,
+        removed: vec![],
+    }
 }
 
 async fn post(
@@ -176,14 +173,7 @@ async fn a_message_travels_from_alice_to_bob_through_the_server() {
     let (_, ct) = ca
         .send_text("the eagle lands at noon", 600, false, NOW_MS)
         .unwrap();
-    let body = SendMessage {
-        message_id: message_id(),
-        payload: Bytes(ct),
-        // Listing a device twice still delivers the message to it once.
-        recipients: vec![bob.address.clone(), bob.address.clone()],
-        welcome: None,
-        removed: vec![],
-    };
+    let body = to(ct, &[&bob, &bob]); // listing a device twice still delivers to it once
     let sent: Sent = post(&server, &alice, ca.id(), &body)
         .await
         .json()
@@ -261,13 +251,7 @@ async fn of_two_commits_for_one_epoch_exactly_one_is_accepted() {
     let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
     let a_commit = ca.update().unwrap();
     let b_commit = cb.update().unwrap();
-    let body = |commit: Vec<u8>, to: &Person| SendMessage {
-        message_id: message_id(),
-        payload: Bytes(commit),
-        recipients: vec![to.address.clone()],
-        welcome: None,
-        removed: vec![],
-    };
+    let body = |commit: Vec<u8>, peer: &Person| to(commit, &[peer]);
     let first = post(&server, &alice, ca.id(), &body(a_commit.commit, &bob)).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let second = post(&server, &bob, cb.id(), &body(b_commit.commit, &alice)).await;
@@ -288,13 +272,7 @@ async fn bad_sends_are_refused() {
     let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
     let (mut ca, _cb) = conversation(&server, &alice, &bob).await;
     let (_, ct) = ca.send_text("hi", 60, false, NOW_MS).unwrap();
-    let good = SendMessage {
-        message_id: message_id(),
-        payload: Bytes(ct.clone()),
-        recipients: vec![bob.address.clone()],
-        welcome: None,
-        removed: vec![],
-    };
+    let good = to(ct.clone(), &[&bob]);
     // For another conversation than the path says.
     let url = server.url(&format!("/v1/conversations/{}/messages", "00".repeat(16)));
     let response = server
@@ -379,13 +357,7 @@ async fn only_members_post_and_removed_devices_no_longer_can() {
         .commit_message
         .to_bytes()
         .unwrap();
-    let body = SendMessage {
-        message_id: message_id(),
-        payload: Bytes(junk),
-        recipients: vec![alice.address.clone()],
-        welcome: None,
-        removed: vec![],
-    };
+    let body = to(junk, &[&alice]);
     error(
         post(&server, &mallory, ca.id(), &body).await,
         StatusCode::FORBIDDEN,
@@ -402,11 +374,8 @@ async fn only_members_post_and_removed_devices_no_longer_can() {
         .index;
     let out = ca.add_and_remove(&[], &[bob_index]).unwrap();
     let body = SendMessage {
-        message_id: message_id(),
-        payload: Bytes(out.commit),
-        recipients: vec![],
-        welcome: None,
         removed: vec![bob.address.clone()],
+        ..to(out.commit, &[])
     };
     assert_eq!(
         post(&server, &alice, ca.id(), &body).await.status(),
@@ -419,24 +388,12 @@ async fn only_members_post_and_removed_devices_no_longer_can() {
     };
     assert!(summary.self_removed);
     let (_, ct) = ca.send_text("bob is gone", 60, false, NOW_MS).unwrap();
-    let body = SendMessage {
-        message_id: message_id(),
-        payload: Bytes(ct),
-        recipients: vec![],
-        welcome: None,
-        removed: vec![],
-    };
+    let body = to(ct, &[]);
     assert_eq!(
         post(&server, &alice, ca.id(), &body).await.status(),
         StatusCode::CREATED
     );
-    let late = SendMessage {
-        message_id: message_id(),
-        payload: got.messages[0].payload.clone(),
-        recipients: vec![],
-        welcome: None,
-        removed: vec![],
-    };
+    let late = to(got.messages[0].payload.0.clone(), &[]);
     error(
         post(&server, &bob, ca.id(), &late).await,
         StatusCode::FORBIDDEN,

@@ -6,39 +6,9 @@ mod common;
 use common::*;
 
 use reqwest::StatusCode;
-use sotto_api::{Bytes, ClaimedKeyPackages, ErrorCode, KeyPackagePool, UploadKeyPackages};
-use sotto_core::device::{expect_key_package, Device, NewDevice};
+use sotto_api::{ClaimedKeyPackages, ErrorCode, KeyPackagePool};
+use sotto_core::device::{expect_key_package, NewDevice};
 use sotto_server::key_packages::{LOW_WATER, MAX_CLAIMS_PER_HOUR};
-
-/// An in-memory MLS device for the same certified key as `device`.
-fn mls_device(device: &NewDevice) -> Device {
-    Device::in_memory(NewDevice {
-        certificate: device.certificate.clone(),
-        secret: device.secret.clone(),
-    })
-    .unwrap()
-}
-
-async fn upload(
-    server: &TestServer,
-    token: &str,
-    key_packages: Vec<Vec<u8>>,
-    last_resort: Option<Vec<u8>>,
-) -> reqwest::Response {
-    let body = UploadKeyPackages {
-        key_packages: key_packages.into_iter().map(Bytes).collect(),
-        last_resort: last_resort.map(Bytes),
-    };
-    let url = server.url("/v1/key-packages");
-    server
-        .http
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn claim(server: &TestServer, token: &str, user: &str) -> reqwest::Response {
     let url = server.url(&format!("/v1/accounts/{user}/key-packages/claim"));
@@ -77,7 +47,9 @@ async fn one_time_key_packages_are_served_once_then_the_last_resort() {
     let dev = mls_device(&bob);
     let one_time: Vec<Vec<u8>> = (0..2).map(|_| dev.key_package().unwrap()).collect();
     let last = dev.last_resort_key_package().unwrap();
-    let response = upload(&server, &bob_token, one_time.clone(), Some(last.clone())).await;
+    let response = server
+        .upload_key_packages(&bob_token, one_time.clone(), Some(last.clone()))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let status: KeyPackagePool = response.json().await.unwrap();
     assert_eq!(
@@ -124,37 +96,37 @@ async fn uploads_are_validated_and_bounded() {
     let bob_token = login(&server, "bob", &bob).await;
     // Another device of bob's (not registered as the session's device).
     let other = mls_device(&NewDevice::generate(&root("bob"), 1).unwrap());
-    let response = upload(
-        &server,
-        &bob_token,
-        vec![other.key_package().unwrap()],
-        None,
-    )
-    .await;
+    let response = server
+        .upload_key_packages(&bob_token, vec![other.key_package().unwrap()], None)
+        .await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
     // Mallory's KeyPackage uploaded as bob's.
-    let response = upload(
-        &server,
-        &bob_token,
-        vec![mls_device(&mallory).key_package().unwrap()],
-        None,
-    )
-    .await;
+    let response = server
+        .upload_key_packages(
+            &bob_token,
+            vec![mls_device(&mallory).key_package().unwrap()],
+            None,
+        )
+        .await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
     // Garbage, and a KeyPackage with a broken signature.
     let mut broken = mls_device(&bob).key_package().unwrap();
     let last = broken.len() - 1;
     broken[last] ^= 1;
     for bad in [vec![1, 2, 3], broken] {
-        let response = upload(&server, &bob_token, vec![bad], None).await;
+        let response = server
+            .upload_key_packages(&bob_token, vec![bad], None)
+            .await;
         error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
     }
     // Too many in one upload.
     let kp = mls_device(&bob).key_package().unwrap();
-    let response = upload(&server, &bob_token, vec![kp; 101], None).await;
+    let response = server
+        .upload_key_packages(&bob_token, vec![kp; 101], None)
+        .await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
     // Without a session nothing is accepted.
-    let response = upload(&server, "nope", vec![], None).await;
+    let response = server.upload_key_packages("nope", vec![], None).await;
     error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
     assert_eq!(pool(&server, &bob_token).await.available, 0);
 }
@@ -167,7 +139,9 @@ async fn concurrent_claims_never_share_a_one_time_key_package() {
     let dev = mls_device(&bob);
     let kps: Vec<Vec<u8>> = (0..5).map(|_| dev.key_package().unwrap()).collect();
     let last = dev.last_resort_key_package().unwrap();
-    upload(&server, &bob_token, kps, Some(last)).await;
+    server
+        .upload_key_packages(&bob_token, kps, Some(last))
+        .await;
     let mut tokens = Vec::new();
     for i in 0..10 {
         let name = format!("claimer{i}");
@@ -213,7 +187,10 @@ async fn claims_are_rate_limited_per_requester_and_target() {
     let dev = mls_device(&bob);
     let kps: Vec<Vec<u8>> = (0..40).map(|_| dev.key_package().unwrap()).collect();
     assert_eq!(
-        upload(&server, &bob_token, kps, None).await.status(),
+        server
+            .upload_key_packages(&bob_token, kps, None)
+            .await
+            .status(),
         StatusCode::OK
     );
 
@@ -260,7 +237,10 @@ async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit() {
     for _ in 0..2 {
         let kps: Vec<Vec<u8>> = (0..100).map(|_| dev.key_package().unwrap()).collect();
         assert_eq!(
-            upload(&server, &bob_token, kps, None).await.status(),
+            server
+                .upload_key_packages(&bob_token, kps, None)
+                .await
+                .status(),
             StatusCode::OK
         );
     }
@@ -268,6 +248,8 @@ async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit() {
         pool(&server, &bob_token).await.available,
         sotto_server::key_packages::MAX_POOL
     );
-    let response = upload(&server, &bob_token, vec![dev.key_package().unwrap()], None).await;
+    let response = server
+        .upload_key_packages(&bob_token, vec![dev.key_package().unwrap()], None)
+        .await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
 }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use reqwest::StatusCode;
-use sotto_api::{Account, Bytes, ErrorCode, RevokeDevice};
+use sotto_api::{Bytes, ErrorCode, RevokeDevice};
 use sotto_core::device::NewDevice;
 
 async fn revoke(
@@ -25,14 +25,7 @@ async fn revoke(
 }
 
 async fn me(server: &TestServer, token: &str) -> StatusCode {
-    server
-        .http
-        .get(server.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    server.me(token).await.status()
 }
 
 #[tokio::test]
@@ -67,24 +60,10 @@ async fn a_users_other_device_revokes_a_lost_one() {
     .await;
 
     // The phone has a KeyPackage on file before it is revoked.
-    let phone_mls = sotto_core::device::Device::in_memory(NewDevice {
-        certificate: phone.certificate.clone(),
-        secret: phone.secret.clone(),
-    })
-    .unwrap();
-    let upload = sotto_api::UploadKeyPackages {
-        key_packages: vec![Bytes(phone_mls.key_package().unwrap())],
-        last_resort: None,
-    };
-    let url = server.url("/v1/key-packages");
+    let kp = mls_device(&phone).key_package().unwrap();
     let response = server
-        .http
-        .post(url)
-        .bearer_auth(&phone_token)
-        .json(&upload)
-        .send()
-        .await
-        .unwrap();
+        .upload_key_packages(&phone_token, vec![kp], None)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 
     assert_eq!(
@@ -106,15 +85,7 @@ async fn a_users_other_device_revokes_a_lost_one() {
     // The revoked device's session is over, it is no longer listed, and its id is barred.
     assert_eq!(me(&server, &phone_token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&server, &laptop_token).await, StatusCode::OK);
-    let account: Account = server
-        .http
-        .get(server.url("/v1/accounts/alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = server.account("alice").await;
     assert_eq!(account.devices.len(), 1);
     let again = server
         .add_device("alice", phone.certificate.to_bytes().unwrap())

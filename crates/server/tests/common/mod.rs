@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 use sotto_api::{
-    ApiError, Bytes, Challenge, ChallengeRequest, ErrorCode, RegisterAccount, RegisterDevice,
-    Session, SessionRequest,
+    Account, ApiError, Bytes, Challenge, ChallengeRequest, ErrorCode, RegisterAccount,
+    RegisterDevice, Session, SessionRequest, UploadKeyPackages,
 };
 use sotto_core::auth::sign_challenge;
 use sotto_core::crypto::SigningKey;
-use sotto_core::device::NewDevice;
+use sotto_core::device::{Device, NewDevice};
 use sotto_core::identity::{DeviceId, UserId, UserRootKey};
 use sotto_server::{start, Config};
 use tokio::sync::oneshot;
@@ -185,4 +185,59 @@ pub async fn login(server: &TestServer, user: &str, device: &NewDevice) -> Strin
         .await
         .unwrap();
     session.token
+}
+
+/// An in-memory MLS device for the same certified key as `device`.
+pub fn mls_device(device: &NewDevice) -> Device {
+    Device::in_memory(NewDevice {
+        certificate: device.certificate.clone(),
+        secret: device.secret.clone(),
+    })
+    .unwrap()
+}
+
+impl TestServer {
+    /// `GET /v1/accounts/{user}`, which must succeed.
+    pub async fn account(&self, user: &str) -> Account {
+        let url = self.url(&format!("/v1/accounts/{user}"));
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/me` with `token`.
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/key-packages` with `token`.
+    pub async fn upload_key_packages(
+        &self,
+        token: &str,
+        key_packages: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    ) -> reqwest::Response {
+        let body = UploadKeyPackages {
+            key_packages: key_packages.into_iter().map(Bytes).collect(),
+            last_resort: last_resort.map(Bytes),
+        };
+        let url = self.url("/v1/key-packages");
+        self.http
+            .post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
