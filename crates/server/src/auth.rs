@@ -6,8 +6,6 @@
 //! token, so a copy of its database cannot be used to act as a device. Authenticated
 //! routes take a [`Session`] extractor reading `Authorization: Bearer <token>`.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -20,8 +18,9 @@ use sotto_core::crypto;
 use sotto_core::identity::{verify_revocation, DeviceCertificate, DeviceId, RootPublicKey, UserId};
 
 use crate::hex;
-use crate::http::{blocking, now, Failure};
-use crate::store::{DeviceRef, Event, Store};
+use crate::http::{now, Failure};
+use crate::state::AppState;
+use crate::storage::{DeviceRef, StoreError};
 
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL_SECS: u64 = 60;
@@ -44,7 +43,7 @@ pub fn device_ref(username: &str, device_hex: &str) -> Result<DeviceRef, Failure
 
 /// `POST /v1/auth/challenge`.
 pub async fn challenge(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     body: Result<Json<ChallengeRequest>, JsonRejection>,
 ) -> Result<Json<Challenge>, Failure> {
     let Json(request) = body?;
@@ -58,15 +57,13 @@ pub async fn challenge(
     })?;
     let now = now();
     let expires_at = now + CHALLENGE_TTL_SECS;
-    let lookup = device.clone();
-    let known = blocking(&store, move |s| s.device_certificate(&lookup)).await?;
-    if known.is_none() {
+    if state.store.device_certificate(&device).await?.is_none() {
         return Err(Failure::not_found("device"));
     }
-    blocking(&store, move |s| {
-        s.put_challenge(&challenge, &device, expires_at)
-    })
-    .await?;
+    state
+        .store
+        .put_challenge(&challenge, &device, expires_at)
+        .await?;
     Ok(Json(Challenge {
         challenge: Bytes(challenge.to_vec()),
         expires_at,
@@ -75,7 +72,7 @@ pub async fn challenge(
 
 /// `POST /v1/auth/session`.
 pub async fn session(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     body: Result<Json<SessionRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<sotto_api::Session>), Failure> {
     let Json(request) = body?;
@@ -87,11 +84,12 @@ pub async fn session(
         .try_into()
         .map_err(|_| Failure::bad_request("a challenge is 32 bytes"))?;
     let now = now();
-    let (lookup, taken) = (device.clone(), device.clone());
-    if !blocking(&store, move |s| s.take_challenge(&challenge, &taken, now)).await? {
+    if !state.store.take_challenge(&challenge, &device, now).await? {
         return Err(unauthorized("unknown, used or expired challenge"));
     }
-    let certificate = blocking(&store, move |s| s.device_certificate(&lookup))
+    let certificate = state
+        .store
+        .device_certificate(&device)
         .await?
         .ok_or_else(|| unauthorized("unknown device"))?;
     let certificate = DeviceCertificate::from_bytes(&certificate).map_err(|_| {
@@ -113,11 +111,11 @@ pub async fn session(
     })?;
     let token_hash = crypto::sha256(&token);
     let expires_at = now + SESSION_TTL_SECS;
-    blocking(&store, move |s| {
-        s.put_session(&token_hash, &device, expires_at)?;
-        s.record(Event::Login, &device.username, now)
-    })
-    .await?;
+    let actor = state.actor(&device.username);
+    state
+        .store
+        .put_session(&token_hash, &device, expires_at, &actor, now)
+        .await?;
     tracing::info!(event = "login", "device logged in");
     Ok((
         StatusCode::CREATED,
@@ -132,11 +130,11 @@ pub async fn session(
 #[derive(Debug, Clone)]
 pub struct Session(pub DeviceRef);
 
-impl FromRequestParts<Arc<Store>> for Session {
+impl FromRequestParts<AppState> for Session {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, store: &Arc<Store>) -> Result<Self, Failure> {
-        session_from_headers(&parts.headers, store)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        session_from_headers(&parts.headers, state)
             .await
             .map(Session)
     }
@@ -145,7 +143,7 @@ impl FromRequestParts<Arc<Store>> for Session {
 /// The device of the session named by the request's bearer token.
 async fn session_from_headers(
     headers: &axum::http::HeaderMap,
-    store: &Arc<Store>,
+    state: &AppState,
 ) -> Result<DeviceRef, Failure> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -157,7 +155,9 @@ async fn session_from_headers(
         .map_err(|_| unauthorized("invalid session token"))?;
     let token_hash = crypto::sha256(&token);
     let now = now();
-    blocking(store, move |s| s.session(&token_hash, now))
+    state
+        .store
+        .session(&token_hash, now)
         .await?
         .ok_or_else(|| unauthorized("invalid or expired session token"))
 }
@@ -176,7 +176,7 @@ pub async fn me(Session(device): Session) -> Json<Me> {
 
 /// `POST /v1/accounts/{username}/devices/{device_id}/revoke`.
 pub async fn revoke(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Path((username, device_hex)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     body: Result<Json<sotto_api::RevokeDevice>, JsonRejection>,
@@ -186,8 +186,9 @@ pub async fn revoke(
     let user = UserId::new(&device.username).map_err(|e| Failure::bad_request(e.to_string()))?;
     match request.root_signature {
         Some(signature) => {
-            let name = device.username.clone();
-            let account = blocking(&store, move |s| s.account(&name))
+            let account = state
+                .store
+                .account(&device.username)
                 .await?
                 .ok_or_else(|| Failure::not_found("account"))?;
             let root = RootPublicKey::from_bytes(&account.root_public_key).map_err(|_| {
@@ -206,7 +207,7 @@ pub async fn revoke(
                 .map_err(|_| unauthorized("the root key did not sign this revocation"))?;
         }
         None => {
-            let session = session_from_headers(&headers, &store).await?;
+            let session = session_from_headers(&headers, &state).await?;
             if session.username != device.username {
                 return Err(unauthorized(
                     "only the user's own devices may revoke a device",
@@ -214,11 +215,13 @@ pub async fn revoke(
             }
         }
     }
-    blocking(&store, move |s| s.revoke_device(&device))
+    state
+        .store
+        .revoke_device(&device)
         .await
-        .map_err(|e| match e.0 {
-            StatusCode::NOT_FOUND => Failure::not_found("device"),
-            _ => e,
+        .map_err(|e| match e {
+            StoreError::NotFound => Failure::not_found("device"),
+            e => Failure::from(e),
         })?;
     tracing::info!(event = "device_revoked", "device revoked");
     Ok(StatusCode::NO_CONTENT)

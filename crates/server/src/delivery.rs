@@ -6,8 +6,6 @@
 //! must catch up — so members never fork. Delivered ciphertext is deleted as soon as
 //! every recipient device has acknowledged it.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,10 +18,10 @@ use sotto_api::{
 };
 
 use crate::auth::{device_ref, Session};
-use crate::delivery_store::{Append, Appended, Kind};
 use crate::hex;
-use crate::http::{blocking, now, Failure};
-use crate::store::{DeviceRef, Event, Store};
+use crate::http::{now, Failure};
+use crate::state::AppState;
+use crate::storage::{AppendRequest, Appended, DeviceRef, Kind, StoreError};
 
 /// Most recipients of one message.
 pub const MAX_RECIPIENTS: usize = 5000;
@@ -80,24 +78,12 @@ fn classify(payload: &[u8], conversation: &[u8]) -> Result<(Kind, u64), Failure>
     }
 }
 
-async fn check_registered(store: &Arc<Store>, devices: &[DeviceRef]) -> Result<(), Failure> {
-    let devices = devices.to_vec();
-    let unknown = blocking(store, move |s| {
-        for d in &devices {
-            if s.device_certificate(d)?.is_none() {
-                return Ok(Some(format!(
-                    "{}/{}",
-                    d.username,
-                    hex::encode(&d.device_id)
-                )));
-            }
-        }
-        Ok(None)
-    })
-    .await?;
-    match unknown {
+async fn check_registered(state: &AppState, devices: &[DeviceRef]) -> Result<(), Failure> {
+    match state.store.first_unknown_device(devices).await? {
         Some(d) => Err(Failure::bad_request(format!(
-            "unknown recipient device {d}"
+            "unknown recipient device {}/{}",
+            d.username,
+            hex::encode(&d.device_id)
         ))),
         None => Ok(()),
     }
@@ -105,7 +91,7 @@ async fn check_registered(store: &Arc<Store>, devices: &[DeviceRef]) -> Result<(
 
 /// `POST /v1/conversations/{conversation}/messages`.
 pub async fn send(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(sender): Session,
     Path(conversation): Path<String>,
     body: Result<Json<SendMessage>, JsonRejection>,
@@ -131,53 +117,41 @@ pub async fn send(
     if !removed.is_empty() && kind != Kind::Commit {
         return Err(Failure::bad_request("only a commit removes devices"));
     }
-    check_registered(&store, &to).await?;
-    check_registered(&store, &removed).await?;
+    check_registered(&state, &to).await?;
+    check_registered(&state, &removed).await?;
     if let Some((_, w_to)) = &welcome {
-        check_registered(&store, w_to).await?;
+        check_registered(&state, w_to).await?;
     }
-    let now = now();
-    let payload = request.payload.0;
-    let outcome = blocking(&store, move |s| {
-        let mut welcome_id = message_id.clone();
-        welcome_id.push(b'w');
-        let message = Append {
-            conversation: &conversation,
-            message_id: &message_id,
+    let actor = state.actor(&sender.username);
+    let outcome = state
+        .store
+        .append(AppendRequest {
+            sender,
+            conversation,
+            message_id,
             kind,
             epoch,
-            payload: &payload,
-            recipients: &to,
-        };
-        let welcome = welcome.as_ref().map(|(w_payload, w_to)| Append {
-            conversation: &conversation,
-            message_id: &welcome_id,
-            kind: Kind::Welcome,
-            epoch,
-            payload: w_payload,
-            recipients: w_to,
-        });
-        let appended = s.append(&sender, &message, welcome.as_ref(), &removed, now)?;
-        if let Appended::New(_) = appended {
-            // Who sent and when — never to whom.
-            s.record(Event::MessageSent, &sender.username, now)?;
-        }
-        Ok(appended)
-    })
-    .await
-    .map_err(|e| match e.0 {
-        StatusCode::FORBIDDEN => Failure::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "only a member device of the conversation may post to it",
-        ),
-        StatusCode::CONFLICT => Failure::new(
-            StatusCode::CONFLICT,
-            ErrorCode::Conflict,
-            "commit is not for the conversation's current epoch: fetch and process the inbox, then retry",
-        ),
-        _ => e,
-    })?;
+            payload: request.payload.0,
+            recipients: to,
+            welcome,
+            removed,
+            actor,
+            now: now(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Forbidden => Failure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "only a member device of the conversation may post to it",
+            ),
+            StoreError::Conflict => Failure::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "commit is not for the conversation's current epoch: fetch and process the inbox, then retry",
+            ),
+            e => Failure::from(e),
+        })?;
     tracing::info!(event = "message_sent", "message accepted");
     Ok(match outcome {
         Appended::New(seq) => (
@@ -218,7 +192,7 @@ pub struct InboxQuery {
 
 /// `GET /v1/inbox`.
 pub async fn inbox(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(device): Session,
     query: Result<Query<InboxQuery>, QueryRejection>,
 ) -> Result<Json<Inbox>, Failure> {
@@ -227,7 +201,7 @@ pub async fn inbox(
         .limit
         .unwrap_or(MAX_INBOX_PAGE)
         .clamp(1, MAX_INBOX_PAGE);
-    let entries = blocking(&store, move |s| s.inbox(&device, query.after, limit)).await?;
+    let entries = state.store.inbox(&device, query.after, limit).await?;
     Ok(Json(Inbox {
         messages: entries
             .into_iter()
@@ -248,7 +222,7 @@ pub async fn inbox(
 
 /// `POST /v1/inbox/ack`.
 pub async fn ack(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(device): Session,
     body: Result<Json<Ack>, JsonRejection>,
 ) -> Result<StatusCode, Failure> {
@@ -258,6 +232,6 @@ pub async fn ack(
             "at most {MAX_INBOX_PAGE} cursors per ack"
         )));
     }
-    blocking(&store, move |s| s.ack(&device, &request.cursors)).await?;
+    state.store.ack(&device, &request.cursors).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,6 @@
 //! 4xx with an [`ApiError`] body, never a 5xx or a panic. Nothing here logs or reads a
 //! client's address.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::JsonRejection;
@@ -18,7 +17,8 @@ use sotto_api::{
 };
 use sotto_core::identity::{DeviceCertificate, RootPublicKey, UserId};
 
-use crate::store::{Put, Store, StoreError};
+use crate::state::AppState;
+use crate::storage::{Put, StoreError};
 
 /// Largest request body accepted on the control plane (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -100,22 +100,6 @@ impl From<StoreError> for Failure {
 
 type Result<T> = std::result::Result<T, Failure>;
 
-/// Runs a blocking storage call off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> std::result::Result<T, StoreError> + Send + 'static,
-) -> Result<T> {
-    let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(result) => result.map_err(Failure::from),
-        Err(_) => Err(Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "storage task failed",
-        )),
-    }
-}
-
 pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -128,7 +112,7 @@ fn user_id(name: &str) -> Result<UserId> {
 }
 
 /// The router of the control plane over `store`.
-pub fn router(store: Arc<Store>) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/accounts", post(register_account))
@@ -160,26 +144,29 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/v1/inbox/ack", post(crate::delivery::ack))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
-        .with_state(store)
+        .with_state(state)
 }
 
-async fn health(State(store): State<Arc<Store>>) -> Result<Json<Health>> {
-    blocking(&store, |s| s.ping()).await?;
+async fn health(State(state): State<AppState>) -> Result<Json<Health>> {
+    state.store.ping().await?;
     Ok(Json(Health {
         status: "ok".into(),
     }))
 }
 
 async fn register_account(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     body: std::result::Result<Json<RegisterAccount>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Account>)> {
     let Json(request) = body?;
     let user = user_id(&request.username)?;
     let root = RootPublicKey::from_bytes(&request.root_public_key.0)
         .map_err(|e| Failure::bad_request(e.to_string()))?;
-    let (name, key) = (user.to_string(), root.as_bytes().to_vec());
-    blocking(&store, move |s| s.create_account(&name, &key, now())).await?;
+    let name = user.to_string();
+    state
+        .store
+        .create_account(&name, root.as_bytes(), &state.actor(&name), now())
+        .await?;
     tracing::info!(event = "account_registered", "account registered");
     Ok((
         StatusCode::CREATED,
@@ -192,12 +179,13 @@ async fn register_account(
 }
 
 async fn account(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<Account>> {
     let user = user_id(&username)?;
-    let name = user.to_string();
-    let row = blocking(&store, move |s| s.account(&name))
+    let row = state
+        .store
+        .account(user.as_str())
         .await?
         .ok_or_else(|| Failure::not_found("account"))?;
     let devices = row
@@ -216,7 +204,7 @@ async fn account(
 }
 
 async fn register_device(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Path(username): Path<String>,
     body: std::result::Result<Json<RegisterDevice>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DeviceInfo>)> {
@@ -224,8 +212,9 @@ async fn register_device(
     let user = user_id(&username)?;
     let certificate = DeviceCertificate::from_bytes(&request.certificate.0)
         .map_err(|e| Failure::bad_request(e.to_string()))?;
-    let name = user.to_string();
-    let row = blocking(&store, move |s| s.account(&name))
+    let row = state
+        .store
+        .account(user.as_str())
         .await?
         .ok_or_else(|| Failure::not_found("account"))?;
     let root = RootPublicKey::from_bytes(&row.root_public_key).map_err(|_| {
@@ -240,12 +229,15 @@ async fn register_device(
     let device = certificate
         .verify_for_user(&user, &root.fingerprint())
         .map_err(|e| Failure::bad_request(format!("device certificate refused: {e}")))?;
-    let (name, id, cert) = (
-        user.to_string(),
-        device.device_id.0.to_vec(),
-        request.certificate.0.clone(),
-    );
-    let put = blocking(&store, move |s| s.put_device(&name, &id, &cert, now())).await?;
+    let put = state
+        .store
+        .put_device(
+            user.as_str(),
+            &device.device_id.0,
+            &request.certificate.0,
+            now(),
+        )
+        .await?;
     let status = match put {
         Put::Created => {
             tracing::info!(event = "device_registered", "device registered");

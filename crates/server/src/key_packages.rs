@@ -7,8 +7,6 @@
 //! and target ([`MAX_CLAIMS_PER_HOUR`]) so that no one can drain a pool. Every uploaded
 //! KeyPackage is validated as an MLS add would, and must be of the uploading device.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,8 +18,9 @@ use sotto_core::device::expect_key_package;
 use sotto_core::identity::{RootPublicKey, UserId};
 
 use crate::auth::Session;
-use crate::http::{blocking, now, Failure};
-use crate::store::{DeviceRef, PoolStatus, Store};
+use crate::http::{now, Failure};
+use crate::state::AppState;
+use crate::storage::{DeviceRef, PoolStatus, StoreError};
 
 /// Most KeyPackages in one upload.
 pub const MAX_UPLOAD: usize = 100;
@@ -45,7 +44,7 @@ fn pool(status: PoolStatus) -> KeyPackagePool {
 
 /// `POST /v1/key-packages`.
 pub async fn upload(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(device): Session,
     body: Result<Json<UploadKeyPackages>, JsonRejection>,
 ) -> Result<Json<KeyPackagePool>, Failure> {
@@ -55,8 +54,9 @@ pub async fn upload(
             "at most {MAX_UPLOAD} KeyPackages per upload"
         )));
     }
-    let name = device.username.clone();
-    let account = blocking(&store, move |s| s.account(&name))
+    let account = state
+        .store
+        .account(&device.username)
         .await?
         .ok_or_else(|| Failure::not_found("account"))?;
     let checked = device.clone();
@@ -79,20 +79,17 @@ pub async fn upload(
     let one_time: Vec<Vec<u8>> = request.key_packages.into_iter().map(|b| b.0).collect();
     let last_resort = request.last_resort.map(|b| b.0);
     let now = now();
-    let owner = device.clone();
-    blocking(&store, move |s| {
-        s.add_key_packages(&owner, &one_time, last_resort.as_deref(), MAX_POOL, now)
-    })
-    .await
-    .map_err(|e| match e.0 {
-        StatusCode::CONFLICT => {
-            Failure::bad_request(format!("a device may keep at most {MAX_POOL} KeyPackages"))
-        }
-        _ => e,
-    })?;
-    Ok(Json(pool(
-        blocking(&store, move |s| s.pool_status(&device)).await?,
-    )))
+    state
+        .store
+        .add_key_packages(&device, &one_time, last_resort.as_deref(), MAX_POOL, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => {
+                Failure::bad_request(format!("a device may keep at most {MAX_POOL} KeyPackages"))
+            }
+            e => Failure::from(e),
+        })?;
+    Ok(Json(pool(state.store.pool_status(&device).await?)))
 }
 
 fn validate(device: &DeviceRef, root: &[u8], key_packages: &[Vec<u8>]) -> Result<(), Failure> {
@@ -120,37 +117,33 @@ fn validate(device: &DeviceRef, root: &[u8], key_packages: &[Vec<u8>]) -> Result
 
 /// `GET /v1/key-packages`.
 pub async fn status(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(device): Session,
 ) -> Result<Json<KeyPackagePool>, Failure> {
-    Ok(Json(pool(
-        blocking(&store, move |s| s.pool_status(&device)).await?,
-    )))
+    Ok(Json(pool(state.store.pool_status(&device).await?)))
 }
 
 /// `POST /v1/accounts/{username}/key-packages/claim`.
 pub async fn claim(
-    State(store): State<Arc<Store>>,
+    State(state): State<AppState>,
     Session(requester): Session,
     Path(username): Path<String>,
 ) -> Result<Json<ClaimedKeyPackages>, Failure> {
     let target = UserId::new(&username).map_err(|e| Failure::bad_request(e.to_string()))?;
-    let name = target.to_string();
-    if blocking(&store, move |s| s.account(&name)).await?.is_none() {
+    if state.store.account(target.as_str()).await?.is_none() {
         return Err(Failure::not_found("account"));
     }
     let now = now();
-    let target = target.to_string();
-    let claimed = blocking(&store, move |s| {
-        s.claim_key_packages(
+    let claimed = state
+        .store
+        .claim_key_packages(
             &requester.username,
-            &target,
+            target.as_str(),
             MAX_CLAIMS_PER_HOUR,
             now.saturating_sub(3600),
             now,
         )
-    })
-    .await?;
+        .await?;
     Ok(Json(ClaimedKeyPackages {
         key_packages: claimed
             .into_iter()

@@ -5,21 +5,21 @@
 //! sealed backups. It is never a member of a conversation and never holds a secret key or
 //! plaintext.
 //!
-//! [`start`] opens the data directory's SQLite database and serves the HTTP API until the
-//! shutdown future completes. Plain HTTP is refused on anything but a loopback address.
+//! [`start`] opens the store — the data directory's SQLite database, or PostgreSQL when a
+//! database URL is given — and serves the HTTP API until the shutdown future completes.
+//! Plain HTTP is refused on anything but a loopback address.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 pub mod auth;
 pub mod delivery;
-pub mod delivery_store;
 pub mod hex;
 pub mod http;
 pub mod key_packages;
-pub mod store;
+pub mod state;
+pub mod storage;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "sotto.sqlite3";
@@ -33,6 +33,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// How long undelivered ciphertext is kept, in seconds.
     pub retention_secs: u64,
+    /// PostgreSQL instead of SQLite, by connection URL (it may hold a password: never
+    /// log it).
+    pub database_url: Option<String>,
 }
 
 /// Default retention of undelivered ciphertext: 30 days.
@@ -49,6 +52,16 @@ impl Config {
             listen,
             data_dir,
             retention_secs: DEFAULT_RETENTION_SECS,
+            database_url: None,
+        }
+    }
+
+    /// Where the data is kept: PostgreSQL if a URL is set, else SQLite in the data
+    /// directory.
+    pub fn backend(&self) -> storage::Backend {
+        match &self.database_url {
+            Some(url) => storage::Backend::Postgres(url.clone()),
+            None => storage::Backend::Sqlite(self.data_dir.join(DATABASE_FILE)),
         }
     }
 }
@@ -70,12 +83,12 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The database could not be opened or migrated.
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open the database ({backend:?}): {source}")]
     Database {
-        /// The database file.
-        path: PathBuf,
+        /// Which database.
+        backend: storage::Backend,
         /// The reason.
-        source: store::StoreError,
+        source: storage::StoreError,
     },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -92,8 +105,8 @@ pub enum StartError {
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
-    /// The database file.
-    pub database: PathBuf,
+    /// Where the data is kept.
+    pub backend: storage::Backend,
     /// Completes when the server has shut down.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -111,11 +124,13 @@ pub async fn start(
         path: config.data_dir.clone(),
         source,
     })?;
-    let database = config.data_dir.join(DATABASE_FILE);
-    let store = store::Store::open(&database).map_err(|source| StartError::Database {
-        path: database.clone(),
-        source,
-    })?;
+    let backend = config.backend();
+    let store = storage::open(&backend)
+        .await
+        .map_err(|source| StartError::Database {
+            backend: backend.clone(),
+            source,
+        })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -126,9 +141,8 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    let store = Arc::new(store);
-    tokio::spawn(sweeper(Arc::clone(&store), config.retention_secs));
-    let app = http::router(store);
+    tokio::spawn(sweeper(store.clone(), config.retention_secs));
+    let app = http::router(state::AppState::new(store, None));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -136,29 +150,26 @@ pub async fn start(
     });
     Ok(Running {
         addr,
-        database,
+        backend,
         task,
     })
 }
 
-/// Deletes expired data every [`SWEEP_INTERVAL`] (see [`store::Store::sweep`]).
-async fn sweeper(store: Arc<store::Store>, retention_secs: u64) {
+/// Deletes expired data every [`SWEEP_INTERVAL`] (see [`storage::Maintenance::sweep`]).
+async fn sweeper(store: storage::Store, retention_secs: u64) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        let store = Arc::clone(&store);
-        let now = http::now();
-        match tokio::task::spawn_blocking(move || store.sweep(now, retention_secs)).await {
-            Ok(Ok(swept)) if swept.messages > 0 => {
+        match store.sweep(http::now(), retention_secs).await {
+            Ok(swept) if swept.messages > 0 => {
                 tracing::info!(
                     event = "retention_sweep",
                     messages = swept.messages,
                     "expired ciphertext deleted"
                 );
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
-            Err(_) => tracing::error!("retention sweep task failed"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
         }
     }
 }

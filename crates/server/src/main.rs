@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
         }
     };
     println!("sotto-server listening on http://{}", running.addr);
-    println!("database: {}", running.database.display());
+    println!("storage: {:?}", running.backend);
     match running.task.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

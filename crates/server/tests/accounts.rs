@@ -9,9 +9,8 @@ use serde_json::json;
 use sotto_api::{ApiError, DeviceInfo, ErrorCode};
 use sotto_server::{start, Config};
 
-#[tokio::test]
-async fn health_answers() {
-    let server = TestServer::start().await;
+async fn health_answers(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let response = server
         .http
         .get(server.url("/healthz"))
@@ -25,9 +24,8 @@ async fn health_answers() {
     );
 }
 
-#[tokio::test]
-async fn accounts_are_unique_and_validated() {
-    let server = TestServer::start().await;
+async fn accounts_are_unique_and_validated(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let alice = root("alice");
     assert_eq!(server.register(&alice).await.status(), StatusCode::CREATED);
     // The same user id again, even with another key, is refused.
@@ -65,9 +63,8 @@ async fn accounts_are_unique_and_validated() {
     error(response, StatusCode::NOT_FOUND, ErrorCode::NotFound).await;
 }
 
-#[tokio::test]
-async fn only_the_root_key_can_add_a_device() {
-    let server = TestServer::start().await;
+async fn only_the_root_key_can_add_a_device(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let alice = root("alice");
     server.register(&alice).await;
 
@@ -111,9 +108,8 @@ async fn only_the_root_key_can_add_a_device() {
     assert_eq!(account.devices[0].certificate.0, cert);
 }
 
-#[tokio::test]
-async fn hostile_bodies_get_json_errors() {
-    let server = TestServer::start().await;
+async fn hostile_bodies_get_json_errors(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     server.register(&root("alice")).await;
     let url = server.url("/v1/accounts/alice/devices");
     for body in [
@@ -158,15 +154,14 @@ async fn hostile_bodies_get_json_errors() {
     error(response, StatusCode::NOT_FOUND, ErrorCode::NotFound).await;
 }
 
-#[tokio::test]
-async fn data_survives_a_restart() {
-    let server = TestServer::start().await;
+async fn data_survives_a_restart(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let alice = root("alice");
     server.register(&alice).await;
     server.add_device("alice", certificate(&alice, 7)).await;
-    let dir = server.stop().await;
+    let stored = server.stop().await;
 
-    let server = TestServer::start_in(dir).await;
+    let server = TestServer::start_on(stored).await;
     let account = server.account("alice").await;
     assert_eq!(account.devices.len(), 1);
     assert_eq!(account.devices[0].device_id, "07".repeat(16));
@@ -182,3 +177,11 @@ async fn plain_http_is_refused_off_loopback() {
     assert!(error.to_string().contains("loopback"));
     assert!(!std::env::temp_dir().join("sotto-never-created").exists());
 }
+
+on_both_backends!(
+    health_answers,
+    accounts_are_unique_and_validated,
+    only_the_root_key_can_add_a_device,
+    hostile_bodies_get_json_errors,
+    data_survives_a_restart,
+);

@@ -164,9 +164,8 @@ async fn conversation(
     (ca, cb)
 }
 
-#[tokio::test]
-async fn a_message_travels_from_alice_to_bob_through_the_server() {
-    let server = TestServer::start().await;
+async fn a_message_travels_from_alice_to_bob_through_the_server(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
     let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
 
@@ -201,52 +200,37 @@ async fn a_message_travels_from_alice_to_bob_through_the_server() {
         "not delivered to the sender"
     );
 
-    // The server's files hold ciphertext only.
-    let dir = server.dir.clone();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(9).any(|w| w == b"the eagle"));
-    }
+    // The server's store holds ciphertext only.
+    assert!(!server.stored.contains(b"the eagle").await);
     // The account-event log holds time, kind and sender only: no recipient, no address.
-    {
-        let db = rusqlite::Connection::open(dir.join(sotto_server::DATABASE_FILE)).unwrap();
-        let mut stmt = db.prepare("SELECT * FROM events ORDER BY rowid").unwrap();
-        assert_eq!(stmt.column_names(), ["at", "kind", "sender"]);
-        let rows: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let sent: Vec<&(String, String)> =
-            rows.iter().filter(|(k, _)| k == "message_sent").collect();
-        assert_eq!(
-            sent.len(),
-            2,
-            "the Welcome commit and the message, once each: {rows:?}"
-        );
-        assert!(sent.iter().all(|(_, who)| who == "alice"));
-        assert!(rows.iter().any(|(k, who)| k == "login" && who == "bob"));
-    }
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(
-            !bytes.windows(9).any(|w| w == b"127.0.0.1"),
-            "a client address was stored"
-        );
-    }
+    assert_eq!(
+        server.stored.columns("events").await,
+        ["at", "kind", "sender"]
+    );
+    let rows = server
+        .stored
+        .text_rows("SELECT kind, sender FROM events ORDER BY at")
+        .await;
+    let sent: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "message_sent").collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "the Welcome commit and the message, once each: {rows:?}"
+    );
+    assert!(sent.iter().all(|r| r[1] == "alice"));
+    assert!(rows.iter().any(|r| r[0] == "login" && r[1] == "bob"));
+    assert!(
+        !server.stored.contains(b"127.0.0.1").await,
+        "a client address was stored"
+    );
     // Once bob acknowledges, the ciphertext is gone.
     ack(&server, &bob, vec![got.messages[0].cursor]).await;
     assert!(inbox(&server, &bob).await.messages.is_empty());
-    let db = rusqlite::Connection::open(dir.join(sotto_server::DATABASE_FILE)).unwrap();
-    let left: i64 = db
-        .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(server.stored.count("SELECT COUNT(*) FROM log").await, 0);
 }
 
-#[tokio::test]
-async fn of_two_commits_for_one_epoch_exactly_one_is_accepted() {
-    let server = TestServer::start().await;
+async fn of_two_commits_for_one_epoch_exactly_one_is_accepted(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
     let (mut ca, mut cb) = conversation(&server, &alice, &bob).await;
     let a_commit = ca.update().unwrap();
@@ -266,9 +250,8 @@ async fn of_two_commits_for_one_epoch_exactly_one_is_accepted() {
     assert_eq!(ca.epoch(), cb.epoch());
 }
 
-#[tokio::test]
-async fn bad_sends_are_refused() {
-    let server = TestServer::start().await;
+async fn bad_sends_are_refused(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
     let (mut ca, _cb) = conversation(&server, &alice, &bob).await;
     let (_, ct) = ca.send_text("hi", 60, false, NOW_MS).unwrap();
@@ -318,9 +301,8 @@ async fn bad_sends_are_refused() {
     assert!(inbox(&server, &bob).await.messages.is_empty());
 }
 
-#[tokio::test]
-async fn only_members_post_and_removed_devices_no_longer_can() {
-    let server = TestServer::start().await;
+async fn only_members_post_and_removed_devices_no_longer_can(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (alice, bob, mallory) = (
         person(&server, "alice").await,
         person(&server, "bob").await,
@@ -401,3 +383,10 @@ async fn only_members_post_and_removed_devices_no_longer_can() {
     )
     .await;
 }
+
+on_both_backends!(
+    a_message_travels_from_alice_to_bob_through_the_server,
+    of_two_commits_for_one_epoch_exactly_one_is_accepted,
+    bad_sends_are_refused,
+    only_members_post_and_removed_devices_no_longer_can,
+);

@@ -35,9 +35,8 @@ async fn pool(server: &TestServer, token: &str) -> KeyPackagePool {
         .unwrap()
 }
 
-#[tokio::test]
-async fn one_time_key_packages_are_served_once_then_the_last_resort() {
-    let server = TestServer::start().await;
+async fn one_time_key_packages_are_served_once_then_the_last_resort(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (bob_root, bob) = registered(&server, "bob").await;
     let (_, alice) = registered(&server, "alice").await;
     let (bob_token, alice_token) = (
@@ -88,9 +87,8 @@ async fn one_time_key_packages_are_served_once_then_the_last_resort() {
     assert!(!pool(&server, &bob_token).await.last_resort_used);
 }
 
-#[tokio::test]
-async fn uploads_are_validated_and_bounded() {
-    let server = TestServer::start().await;
+async fn uploads_are_validated_and_bounded(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (_, bob) = registered(&server, "bob").await;
     let (_, mallory) = registered(&server, "mallory").await;
     let bob_token = login(&server, "bob", &bob).await;
@@ -131,9 +129,8 @@ async fn uploads_are_validated_and_bounded() {
     assert_eq!(pool(&server, &bob_token).await.available, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_never_share_a_one_time_key_package() {
-    let server = TestServer::start().await;
+async fn concurrent_claims_never_share_a_one_time_key_package(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (_, bob) = registered(&server, "bob").await;
     let bob_token = login(&server, "bob", &bob).await;
     let dev = mls_device(&bob);
@@ -175,9 +172,8 @@ async fn concurrent_claims_never_share_a_one_time_key_package() {
     assert_eq!((one_time.len(), distinct.len(), last_resort), (5, 5, 5));
 }
 
-#[tokio::test]
-async fn claims_are_rate_limited_per_requester_and_target() {
-    let server = TestServer::start().await;
+async fn claims_are_rate_limited_per_requester_and_target(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (_, bob) = registered(&server, "bob").await;
     let (_, alice) = registered(&server, "alice").await;
     let (_, carol) = registered(&server, "carol").await;
@@ -226,9 +222,8 @@ async fn claims_are_rate_limited_per_requester_and_target() {
     .await;
 }
 
-#[tokio::test]
-async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit() {
-    let server = TestServer::start().await;
+async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (_, bob) = registered(&server, "bob").await;
     let bob_token = login(&server, "bob", &bob).await;
     let dev = mls_device(&bob);
@@ -253,3 +248,11 @@ async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit() {
         .await;
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
 }
+
+on_both_backends!(
+    concurrent_claims_never_share_a_one_time_key_package,
+    one_time_key_packages_are_served_once_then_the_last_resort,
+    uploads_are_validated_and_bounded,
+    claims_are_rate_limited_per_requester_and_target,
+    a_pool_is_capped_and_large_uploads_fit_their_own_body_limit,
+);

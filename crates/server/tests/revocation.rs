@@ -28,9 +28,8 @@ async fn me(server: &TestServer, token: &str) -> StatusCode {
     server.me(token).await.status()
 }
 
-#[tokio::test]
-async fn a_users_other_device_revokes_a_lost_one() {
-    let server = TestServer::start().await;
+async fn a_users_other_device_revokes_a_lost_one(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (root, phone) = registered(&server, "alice").await;
     let laptop = NewDevice::generate(&root, 2).unwrap();
     server
@@ -73,14 +72,10 @@ async fn a_users_other_device_revokes_a_lost_one() {
         StatusCode::NO_CONTENT
     );
     // Its KeyPackages went with it (checked in the database itself).
-    let db = rusqlite::Connection::open(server.dir.join(sotto_server::DATABASE_FILE)).unwrap();
-    let left: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM key_packages WHERE username = 'alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let left = server
+        .stored
+        .count("SELECT COUNT(*) FROM key_packages WHERE username = 'alice'")
+        .await;
     assert_eq!(left, 0);
     // The revoked device's session is over, it is no longer listed, and its id is barred.
     assert_eq!(me(&server, &phone_token).await, StatusCode::UNAUTHORIZED);
@@ -99,9 +94,8 @@ async fn a_users_other_device_revokes_a_lost_one() {
     .await;
 }
 
-#[tokio::test]
-async fn the_root_key_revokes_without_any_device() {
-    let server = TestServer::start().await;
+async fn the_root_key_revokes_without_any_device(db: Db) {
+    let server = TestServer::start(db.clone()).await;
     let (root, phone) = registered(&server, "alice").await;
     let token = login(&server, "alice", &phone).await;
     let id = phone.certificate.verify().unwrap().device_id;
@@ -130,3 +124,8 @@ async fn the_root_key_revokes_without_any_device() {
     );
     assert_eq!(me(&server, &token).await, StatusCode::UNAUTHORIZED);
 }
+
+on_both_backends!(
+    a_users_other_device_revokes_a_lost_one,
+    the_root_key_revokes_without_any_device,
+);

@@ -15,51 +15,308 @@ use sotto_core::identity::{DeviceId, UserId, UserRootKey};
 use sotto_server::{start, Config};
 use tokio::sync::oneshot;
 
-/// A server on a fresh data directory; dropped, it shuts down and removes the directory.
+/// Which back-end a test runs against.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// Embedded SQLite in the test's data directory.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database at this URL, dropped afterwards.
+    Postgres(String),
+}
+
+impl Db {
+    /// PostgreSQL, if `SOTTO_TEST_POSTGRES_URL` names a database; otherwise says the test
+    /// was skipped.
+    pub fn postgres() -> Option<Db> {
+        match std::env::var("SOTTO_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Db::Postgres(url)),
+            _ => {
+                eprintln!("skipped: SOTTO_TEST_POSTGRES_URL is not set, so this test did not run against PostgreSQL");
+                None
+            }
+        }
+    }
+}
+
+/// Runs each listed `async fn name(db: Db)` as two tests, `sqlite::name` and
+/// `postgres::name` (the latter skipped, saying so, without `SOTTO_TEST_POSTGRES_URL`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::common::Db::postgres() {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// What a test server keeps between runs: its data directory and, on PostgreSQL, its
+/// schema. Dropped, both are removed.
+pub struct Stored {
+    pub dir: PathBuf,
+    /// `(admin URL, schema)` on PostgreSQL.
+    pg: Option<(String, String)>,
+}
+
+fn random_name() -> String {
+    sotto_core::crypto::random_array::<8>()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Stored {
+    /// A fresh data directory, and a fresh schema on PostgreSQL.
+    pub async fn new(db: &Db) -> Self {
+        let name = random_name();
+        let dir = std::env::temp_dir().join(format!("sotto-server-test-{name}"));
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres(url) => {
+                let schema = format!("sotto_test_{name}");
+                let client = pg_connect(url).await;
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .unwrap();
+                Some((url.clone(), schema))
+            }
+        };
+        Self { dir, pg }
+    }
+
+    /// The server configuration for this store.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), self.dir.clone());
+        config.database_url = self
+            .pg
+            .as_ref()
+            .map(|(url, schema)| with_schema(url, schema));
+        config
+    }
+
+    /// Whether any stored byte sequence contains `needle`: every file of the data
+    /// directory, and on PostgreSQL every row of the schema (text, and byte strings in
+    /// hex).
+    pub async fn contains(&self, needle: &[u8]) -> bool {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+            }
+        }
+        let Some((url, schema)) = &self.pg else {
+            return false;
+        };
+        let client = pg_connect(&with_schema(url, schema)).await;
+        let hex_needle: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+        let text_needle = String::from_utf8_lossy(needle).into_owned();
+        for table in self.tables().await {
+            let rows = client
+                .query(&format!("SELECT t::text FROM {schema}.{table} t"), &[])
+                .await
+                .unwrap();
+            for row in rows {
+                let text: String = row.get(0);
+                if text.contains(&hex_needle) || text.contains(&text_needle) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The tables of the store.
+    pub async fn tables(&self) -> Vec<String> {
+        match &self.pg {
+            None => {
+                let db = self.sqlite();
+                let mut stmt = db
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .unwrap();
+                let names = stmt
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<Vec<String>, _>>()
+                    .unwrap();
+                names
+            }
+            Some((url, schema)) => pg_connect(url)
+                .await
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables
+                     WHERE table_schema = $1",
+                    &[schema],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        }
+    }
+
+    /// The column names of `table`, in order.
+    pub async fn columns(&self, table: &str) -> Vec<String> {
+        match &self.pg {
+            None => {
+                let db = self.sqlite();
+                let stmt = db.prepare(&format!("SELECT * FROM {table}")).unwrap();
+                stmt.column_names().into_iter().map(String::from).collect()
+            }
+            Some((url, schema)) => pg_connect(url)
+                .await
+                .query(
+                    "SELECT column_name::text FROM information_schema.columns
+                     WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                    &[schema, &table],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        }
+    }
+
+    /// The result of a query returning one integer (`SELECT COUNT(*) ...`), in plain SQL
+    /// both back-ends understand.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.pg {
+            None => self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap(),
+            Some((url, schema)) => pg_connect(&with_schema(url, schema))
+                .await
+                .query_one(sql, &[])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// Rows of text columns of a query, in plain SQL both back-ends understand.
+    pub async fn text_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.pg {
+            None => {
+                let db = self.sqlite();
+                let mut stmt = db.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                    .unwrap()
+                    .collect::<Result<Vec<Vec<String>>, _>>()
+                    .unwrap();
+                rows
+            }
+            Some((url, schema)) => pg_connect(&with_schema(url, schema))
+                .await
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+                .collect(),
+        }
+    }
+
+    fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join(sotto_server::DATABASE_FILE)).unwrap()
+    }
+}
+
+impl Drop for Stored {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((url, schema)) = self.pg.take() {
+            // Drop runs inside the test's runtime: clean up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let client = pg_connect(&url).await;
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `url` with its search path set to `schema`.
+pub fn with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
+async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// A server on a fresh store; dropped, it shuts down and removes its data.
 pub struct TestServer {
     pub base: String,
-    pub dir: PathBuf,
+    pub stored: Stored,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub http: reqwest::Client,
 }
 
 impl TestServer {
-    pub async fn start_in(dir: PathBuf) -> Self {
+    /// Starts a server on `stored` (a new one, or one a stopped server left).
+    pub async fn start_on(stored: Stored) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
-        let running = start(config, async {
+        let running = start(stored.config(), async {
             let _ = stopped.await;
         })
         .await
         .unwrap();
         Self {
             base: format!("http://{}", running.addr),
-            dir,
+            stored,
             stop: Some(stop),
             task: Some(running.task),
             http: reqwest::Client::new(),
         }
     }
 
-    pub async fn start() -> Self {
-        let name: String = sotto_core::crypto::random_array::<8>()
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Self::start_in(std::env::temp_dir().join(format!("sotto-server-test-{name}"))).await
+    /// Starts a server on a fresh store of `db`.
+    pub async fn start(db: Db) -> Self {
+        Self::start_on(Stored::new(&db).await).await
     }
 
-    /// Stops gracefully and returns the data directory (kept).
-    pub async fn stop(mut self) -> PathBuf {
+    /// Stops gracefully and returns the store (kept until dropped).
+    pub async fn stop(mut self) -> Stored {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        std::mem::take(&mut self.dir)
+        self.stored
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -85,14 +342,6 @@ impl TestServer {
         };
         let url = self.url(&format!("/v1/accounts/{user}/devices"));
         self.http.post(url).json(&body).send().await.unwrap()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if !self.dir.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 

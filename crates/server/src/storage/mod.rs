@@ -1,0 +1,233 @@
+//! The storage interface of the server, and its two back-ends.
+//!
+//! Handlers see only [`Storage`]: a set of small async traits, one per concern
+//! ([`Accounts`], [`Sessions`], [`KeyPackages`], [`Delivery`], [`Events`],
+//! [`Maintenance`]), each implemented by the embedded SQLite back-end ([`sqlite`]) and the
+//! PostgreSQL back-end ([`postgres`]). Both keep the same rules: every write that must be
+//! atomic is one transaction, a KeyPackage is deleted in the transaction that serves it,
+//! and a commit is accepted only for its conversation's current epoch.
+//!
+//! The store holds only public material and ciphertext: user ids, root public keys,
+//! device certificates, KeyPackages, MLS messages, hashes of session tokens.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub mod postgres;
+pub mod sqlite;
+mod types;
+
+pub use types::*;
+
+/// How long account events are kept: 7 days.
+pub const EVENT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row already exists with other contents (or the commit is for a past epoch).
+    #[error("already exists")]
+    Conflict,
+    /// The named row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The acting device may not do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// A stored value is not one this server writes.
+    #[error("corrupt row in the database")]
+    Corrupt,
+    /// Too many requests of this kind in the current window.
+    #[error("rate limited")]
+    RateLimited,
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database was written by a newer version of the server.
+    #[error("database schema version {0} is newer than this server understands")]
+    TooNew(i64),
+    /// A blocking storage task did not complete.
+    #[error("storage task failed")]
+    Task,
+}
+
+/// Accounts and their devices.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Registers an account and records the registration event (as `actor`) in the same
+    /// transaction; [`StoreError::Conflict`] if the user id is taken.
+    async fn create_account(
+        &self,
+        username: &str,
+        root: &[u8],
+        actor: &str,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// An account and its devices, if it exists.
+    async fn account(&self, username: &str) -> Result<Option<AccountRow>, StoreError>;
+    /// Stores a device certificate (already verified by the caller). The same certificate
+    /// again is [`Put::Unchanged`]; another one for the same device id, or a revoked id,
+    /// is a conflict.
+    async fn put_device(
+        &self,
+        username: &str,
+        device_id: &[u8],
+        certificate: &[u8],
+        now: u64,
+    ) -> Result<Put, StoreError>;
+    /// The certificate registered for a device, if any.
+    async fn device_certificate(&self, device: &DeviceRef) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first of `devices` that is not registered, if any.
+    async fn first_unknown_device(
+        &self,
+        devices: &[DeviceRef],
+    ) -> Result<Option<DeviceRef>, StoreError>;
+    /// Revokes a device: removes its certificate, sessions, challenges, KeyPackages and
+    /// undelivered mail, and bars its id for good. [`StoreError::NotFound`] if unknown.
+    async fn revoke_device(&self, device: &DeviceRef) -> Result<(), StoreError>;
+}
+
+/// Login challenges and sessions (stored by the hash of their token).
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    /// Stores a fresh challenge for `device`, valid until `expires_at`.
+    async fn put_challenge(
+        &self,
+        challenge: &[u8],
+        device: &DeviceRef,
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+    /// Takes (deletes) an unexpired challenge issued to `device`: true if there was one.
+    async fn take_challenge(
+        &self,
+        challenge: &[u8],
+        device: &DeviceRef,
+        now: u64,
+    ) -> Result<bool, StoreError>;
+    /// Records a session under the hash of its token, and the login event (as `actor`).
+    async fn put_session(
+        &self,
+        token_hash: &[u8],
+        device: &DeviceRef,
+        expires_at: u64,
+        actor: &str,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// The device of an unexpired session, by the hash of its token.
+    async fn session(&self, token_hash: &[u8], now: u64) -> Result<Option<DeviceRef>, StoreError>;
+}
+
+/// The KeyPackage pool.
+#[async_trait]
+pub trait KeyPackages: Send + Sync {
+    /// Adds one-time KeyPackages (and optionally replaces the last-resort one) for a
+    /// device; [`StoreError::Conflict`] if its pool would grow beyond `max_pool`.
+    async fn add_key_packages(
+        &self,
+        device: &DeviceRef,
+        one_time: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+        max_pool: u64,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// The pool of a device; reading it clears the last-resort notice.
+    async fn pool_status(&self, device: &DeviceRef) -> Result<PoolStatus, StoreError>;
+    /// Hands out one KeyPackage for each device of `target`: a one-time one, deleted in
+    /// the same transaction, or else the last-resort one (and its device is told).
+    /// [`StoreError::RateLimited`] if `requester` made `max_claims` claims for `target`
+    /// since `window_start`.
+    async fn claim_key_packages(
+        &self,
+        requester: &str,
+        target: &str,
+        max_claims: u64,
+        window_start: u64,
+        now: u64,
+    ) -> Result<Vec<Claimed>, StoreError>;
+}
+
+/// Conversation logs, mailboxes and acknowledgements.
+#[async_trait]
+pub trait Delivery: Send + Sync {
+    /// Appends a message (and with it, atomically, its Welcome) to its conversation's log
+    /// and its recipients' mailboxes, and records the message-sent event. See
+    /// [`AppendRequest`] for the membership and epoch rules.
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
+    /// Up to `limit` undelivered entries of `device`'s mailbox after `cursor`, in order,
+    /// holding at most [`MAX_PAGE_BYTES`] of payload (at least one entry).
+    async fn inbox(
+        &self,
+        device: &DeviceRef,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivered>, StoreError>;
+    /// Acknowledges mailbox entries of `device`; log entries no mailbox needs any more
+    /// are deleted at once.
+    async fn ack(&self, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError>;
+    /// How many log entries are stored (for audits and tests of deletion).
+    async fn log_len(&self) -> Result<u64, StoreError>;
+}
+
+/// The account-event log.
+#[async_trait]
+pub trait Events: Send + Sync {
+    /// All account events, oldest first (for audits and tests).
+    async fn events(&self) -> Result<Vec<EventRow>, StoreError>;
+}
+
+/// Health and retention.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Deletes undelivered ciphertext older than `retention_secs`, expired challenges,
+    /// sessions and claim-log rows, and events older than [`EVENT_RETENTION_SECS`], as of
+    /// `now`.
+    async fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError>;
+}
+
+/// Everything the server stores, on either back-end.
+pub trait Storage: Accounts + Sessions + KeyPackages + Delivery + Events + Maintenance {}
+
+impl<T: Accounts + Sessions + KeyPackages + Delivery + Events + Maintenance> Storage for T {}
+
+/// The store shared by the handlers.
+pub type Store = Arc<dyn Storage>;
+
+/// Where the server keeps its data.
+#[derive(Clone)]
+pub enum Backend {
+    /// An embedded SQLite database file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL server, by connection URL.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            // The URL may hold a password.
+            Self::Postgres(_) => f.write_str("Postgres(<url redacted>)"),
+        }
+    }
+}
+
+/// Opens (creating and migrating if needed) the store.
+pub async fn open(backend: &Backend) -> Result<Store, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
+        Backend::Postgres(_) => {
+            return Err(StoreError::Unavailable(
+                "the PostgreSQL back-end is not built yet".into(),
+            ))
+        }
+    })
+}

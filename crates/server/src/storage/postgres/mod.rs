@@ -1,0 +1,1 @@
+//! The PostgreSQL back-end (for deployments larger than one machine's SQLite).

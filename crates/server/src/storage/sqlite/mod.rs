@@ -1,0 +1,250 @@
+//! The embedded SQLite back-end.
+//!
+//! One database file in the data directory, migrated with `PRAGMA user_version`, in WAL
+//! mode with `secure_delete` on (deleted rows are overwritten, not left in free pages).
+//! One connection behind a mutex serialises writes, which SQLite does anyway; every call
+//! runs on the blocking pool so the async workers never wait on the disk.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+
+use super::{to_i64, to_u64, EventRow, Events, Maintenance, StoreError, Swept};
+
+mod accounts;
+mod delivery;
+mod key_packages;
+
+/// The schema, one entry per version; `user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts and their devices.
+    "CREATE TABLE accounts (
+         username        TEXT PRIMARY KEY,
+         root_public_key BLOB NOT NULL,
+         created_at      INTEGER NOT NULL
+     );
+     CREATE TABLE devices (
+         username    TEXT NOT NULL REFERENCES accounts(username),
+         device_id   BLOB NOT NULL,
+         certificate BLOB NOT NULL,
+         created_at  INTEGER NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );",
+    // 2: device authentication: one-use challenges and sessions (tokens stored hashed).
+    "CREATE TABLE challenges (
+         challenge  BLOB PRIMARY KEY,
+         username   TEXT NOT NULL,
+         device_id  BLOB NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+         token_hash BLOB PRIMARY KEY,
+         username   TEXT NOT NULL,
+         device_id  BLOB NOT NULL,
+         expires_at INTEGER NOT NULL
+     );",
+    // 3: the KeyPackage pool, the last-resort notice, and the claim log for rate limits.
+    "CREATE TABLE key_packages (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         username    TEXT NOT NULL,
+         device_id   BLOB NOT NULL,
+         key_package BLOB NOT NULL,
+         last_resort INTEGER NOT NULL,
+         created_at  INTEGER NOT NULL
+     );
+     CREATE INDEX key_packages_by_device ON key_packages (username, device_id, last_resort);
+     CREATE TABLE last_resort_used (
+         username  TEXT NOT NULL,
+         device_id BLOB NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );
+     CREATE TABLE claims (
+         requester TEXT NOT NULL,
+         target    TEXT NOT NULL,
+         at        INTEGER NOT NULL
+     );
+     CREATE INDEX claims_by_pair ON claims (requester, target, at);",
+    // 4: delivery: each conversation's ordered log, and per-device mailboxes pointing
+    // into it. A log entry is deleted once no mailbox refers to it any more.
+    "CREATE TABLE conversations (
+         id    BLOB PRIMARY KEY,
+         epoch INTEGER NOT NULL,
+         next  INTEGER NOT NULL
+     );
+     CREATE TABLE log (
+         conversation BLOB NOT NULL,
+         seq          INTEGER NOT NULL,
+         kind         INTEGER NOT NULL,
+         message_id   BLOB NOT NULL,
+         payload      BLOB NOT NULL,
+         created_at   INTEGER NOT NULL,
+         PRIMARY KEY (conversation, seq),
+         UNIQUE (conversation, message_id)
+     );
+     CREATE TABLE mailbox (
+         id           INTEGER PRIMARY KEY AUTOINCREMENT,
+         username     TEXT NOT NULL,
+         device_id    BLOB NOT NULL,
+         conversation BLOB NOT NULL,
+         seq          INTEGER NOT NULL
+     );
+     CREATE INDEX mailbox_by_device ON mailbox (username, device_id, id);
+     CREATE INDEX mailbox_by_entry ON mailbox (conversation, seq);",
+    // 5: revoked device ids, never registered again.
+    "CREATE TABLE revoked (
+         username  TEXT NOT NULL,
+         device_id BLOB NOT NULL,
+         PRIMARY KEY (username, device_id)
+     );",
+    // 6: the account-event log: time, kind and the acting user only — never a client
+    // address, never a recipient. Kept EVENT_RETENTION_SECS.
+    "CREATE TABLE events (
+         at     INTEGER NOT NULL,
+         kind   TEXT NOT NULL,
+         sender TEXT NOT NULL
+     );
+     CREATE INDEX events_by_time ON events (at);",
+    // 7: the devices of each conversation, from its latest commit: only they may post.
+    "CREATE TABLE members (
+         conversation BLOB NOT NULL,
+         username     TEXT NOT NULL,
+         device_id    BLOB NOT NULL,
+         PRIMARY KEY (conversation, username, device_id)
+     );",
+];
+
+/// The SQLite store: one connection, shared.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection, on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves SQLite consistent (every write is one
+            // transaction), so a poisoned lock is still usable.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+}
+
+#[async_trait]
+impl Events for SqliteStore {
+    async fn events(&self) -> Result<Vec<EventRow>, StoreError> {
+        self.run(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT at, kind, sender FROM events ORDER BY at, rowid")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(EventRow {
+                        at: to_u64(row.get(0)?),
+                        kind: row.get(1)?,
+                        actor: row.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Maintenance for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError> {
+        self.run(move |conn| sweep(conn, now, retention_secs)).await
+    }
+}
+
+/// Records an account event inside `tx`.
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    event: super::Event,
+    actor: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (at, kind, sender) VALUES (?1, ?2, ?3)",
+        params![to_i64(now), event.as_str(), actor],
+    )?;
+    Ok(())
+}
+
+fn sweep(conn: &mut Connection, now: u64, retention_secs: u64) -> Result<Swept, StoreError> {
+    let cutoff = to_i64(now.saturating_sub(retention_secs));
+    let now = to_i64(now);
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM mailbox WHERE EXISTS (SELECT 1 FROM log l WHERE l.conversation =
+         mailbox.conversation AND l.seq = mailbox.seq AND l.created_at < ?1)",
+        [cutoff],
+    )?;
+    let messages = tx.execute("DELETE FROM log WHERE created_at < ?1", [cutoff])?;
+    let mut expired = tx.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])?;
+    expired += tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+    expired += tx.execute(
+        "DELETE FROM claims WHERE at < ?1",
+        [now.saturating_sub(3600)],
+    )?;
+    let event_cutoff = now.saturating_sub(to_i64(super::EVENT_RETENTION_SECS));
+    expired += tx.execute("DELETE FROM events WHERE at < ?1", [event_cutoff])?;
+    tx.commit()?;
+    Ok(Swept {
+        messages: messages as u64,
+        expired: expired as u64,
+    })
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
