@@ -11,6 +11,9 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod directory;
+pub use directory::*;
+
 /// Path prefix of this version of the API.
 pub const API_PREFIX: &str = "/v1";
 

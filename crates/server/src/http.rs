@@ -10,7 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use sotto_api::{
     Account, ApiError, Bytes, DeviceInfo, ErrorCode, Health, RegisterAccount, RegisterDevice,
@@ -142,6 +142,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/inbox", get(crate::delivery::inbox))
         .route("/v1/inbox/ack", post(crate::delivery::ack))
+        .route("/v1/discovery/salt", get(crate::discovery::salt))
+        .route("/v1/discovery", put(crate::discovery::publish))
+        .route("/v1/discovery/lookup", post(crate::discovery::lookup))
+        .route(
+            "/v1/attachments",
+            post(crate::attachments::upload)
+                .layer(DefaultBodyLimit::max(crate::attachments::MAX_ATTACHMENT)),
+        )
+        .route(
+            "/v1/attachments/{id}",
+            get(crate::attachments::download).delete(crate::attachments::delete),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .with_state(state)

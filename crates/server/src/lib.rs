@@ -13,8 +13,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod attachments;
 pub mod auth;
 pub mod delivery;
+pub mod discovery;
 pub mod hex;
 pub mod http;
 pub mod key_packages;
@@ -142,7 +144,9 @@ pub async fn start(
         source,
     })?;
     tokio::spawn(sweeper(store.clone(), config.retention_secs));
-    let app = http::router(state::AppState::new(store, None));
+    let mut state = state::AppState::new(store, None);
+    state.retention_secs = config.retention_secs;
+    let app = http::router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

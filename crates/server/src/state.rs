@@ -9,6 +9,8 @@ use crate::storage::Store;
 pub struct AppState {
     /// Where everything is kept.
     pub store: Store,
+    /// How long undelivered ciphertext and attachments are kept, in seconds.
+    pub retention_secs: u64,
     /// In the privacy profile, the secret salt under which the event log names actors.
     privacy_salt: Option<[u8; 32]>,
 }
@@ -27,6 +29,7 @@ impl AppState {
     pub fn new(store: Store, privacy_salt: Option<[u8; 32]>) -> Self {
         Self {
             store,
+            retention_secs: crate::DEFAULT_RETENTION_SECS,
             privacy_salt,
         }
     }

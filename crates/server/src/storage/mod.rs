@@ -14,11 +14,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+mod directory;
 pub mod postgres;
 pub mod sqlite;
 mod types;
 
+pub use directory::*;
 pub use types::*;
+
+/// Seconds in a day (the unit of the discovery allowance).
+pub const SECS_PER_DAY: i64 = 24 * 3600;
 
 /// How long account events are kept: 7 days.
 pub const EVENT_RETENTION_SECS: u64 = 7 * 24 * 3600;
@@ -187,16 +192,38 @@ pub trait Events: Send + Sync {
 pub trait Maintenance: Send + Sync {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Deletes undelivered ciphertext older than `retention_secs`, expired challenges,
-    /// sessions and claim-log rows, and events older than [`EVENT_RETENTION_SECS`], as of
-    /// `now`.
+    /// Deletes undelivered ciphertext older than `retention_secs`, expired attachments,
+    /// challenges, sessions and claim-log rows, past days' discovery allowances, and
+    /// events older than [`EVENT_RETENTION_SECS`], as of `now`.
     async fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError>;
 }
 
 /// Everything the server stores, on either back-end.
-pub trait Storage: Accounts + Sessions + KeyPackages + Delivery + Events + Maintenance {}
+pub trait Storage:
+    Accounts
+    + Sessions
+    + KeyPackages
+    + Delivery
+    + Events
+    + Maintenance
+    + Settings
+    + Discovery
+    + Attachments
+{
+}
 
-impl<T: Accounts + Sessions + KeyPackages + Delivery + Events + Maintenance> Storage for T {}
+impl<T> Storage for T where
+    T: Accounts
+        + Sessions
+        + KeyPackages
+        + Delivery
+        + Events
+        + Maintenance
+        + Settings
+        + Discovery
+        + Attachments
+{
+}
 
 /// The store shared by the handlers.
 pub type Store = Arc<dyn Storage>;

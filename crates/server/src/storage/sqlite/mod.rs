@@ -15,6 +15,7 @@ use super::{to_i64, to_u64, EventRow, Events, Maintenance, StoreError, Swept};
 
 mod accounts;
 mod delivery;
+mod directory;
 mod key_packages;
 
 /// The schema, one entry per version; `user_version` records how many have run.
@@ -113,6 +114,34 @@ const MIGRATIONS: &[&str] = &[
          device_id    BLOB NOT NULL,
          PRIMARY KEY (conversation, username, device_id)
      );",
+    // 8: settings the server creates once; published contact hashes and the daily
+    // look-up allowance (looked-up hashes are never stored); attachment blobs.
+    "CREATE TABLE settings (
+         name  TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     );
+     CREATE TABLE contacts (
+         hash     BLOB NOT NULL,
+         username TEXT NOT NULL,
+         PRIMARY KEY (hash, username)
+     );
+     CREATE INDEX contacts_by_user ON contacts (username);
+     CREATE TABLE discovery_quota (
+         username TEXT NOT NULL,
+         day      INTEGER NOT NULL,
+         used     INTEGER NOT NULL,
+         PRIMARY KEY (username, day)
+     );
+     CREATE TABLE attachments (
+         id         BLOB PRIMARY KEY,
+         owner      TEXT NOT NULL,
+         token_hash BLOB NOT NULL,
+         blob       BLOB NOT NULL,
+         size       INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE INDEX attachments_by_owner ON attachments (owner);
+     CREATE INDEX attachments_by_expiry ON attachments (expires_at);",
 ];
 
 /// The SQLite store: one connection, shared.
@@ -220,6 +249,11 @@ fn sweep(conn: &mut Connection, now: u64, retention_secs: u64) -> Result<Swept, 
     expired += tx.execute(
         "DELETE FROM claims WHERE at < ?1",
         [now.saturating_sub(3600)],
+    )?;
+    expired += tx.execute("DELETE FROM attachments WHERE expires_at <= ?1", [now])?;
+    expired += tx.execute(
+        "DELETE FROM discovery_quota WHERE day < ?1",
+        [now / super::SECS_PER_DAY],
     )?;
     let event_cutoff = now.saturating_sub(to_i64(super::EVENT_RETENTION_SECS));
     expired += tx.execute("DELETE FROM events WHERE at < ?1", [event_cutoff])?;
