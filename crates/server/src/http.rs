@@ -154,8 +154,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/attachments/{id}",
             get(crate::attachments::download).delete(crate::attachments::delete),
         )
+        .route("/metrics", get(crate::metrics::serve))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::clone(&state.metrics),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

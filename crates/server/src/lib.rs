@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod hex;
 pub mod http;
 pub mod key_packages;
+pub mod metrics;
 pub mod state;
 pub mod storage;
 
@@ -143,9 +144,13 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    tokio::spawn(sweeper(store.clone(), config.retention_secs));
-    let mut state = state::AppState::new(store, None);
+    let mut state = state::AppState::new(store.clone(), None);
     state.retention_secs = config.retention_secs;
+    tokio::spawn(sweeper(
+        store,
+        config.retention_secs,
+        std::sync::Arc::clone(&state.metrics),
+    ));
     let app = http::router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -160,11 +165,21 @@ pub async fn start(
 }
 
 /// Deletes expired data every [`SWEEP_INTERVAL`] (see [`storage::Maintenance::sweep`]).
-async fn sweeper(store: storage::Store, retention_secs: u64) {
+async fn sweeper(
+    store: storage::Store,
+    retention_secs: u64,
+    metrics: std::sync::Arc<metrics::Metrics>,
+) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        match store.sweep(http::now(), retention_secs).await {
+        let swept = store.sweep(http::now(), retention_secs).await;
+        if let Ok(swept) = &swept {
+            let deleted = |what| metrics.swept.get_or_create(&vec![("what", what)]).clone();
+            deleted("messages").inc_by(swept.messages);
+            deleted("expired").inc_by(swept.expired);
+        }
+        match swept {
             Ok(swept) if swept.messages > 0 => {
                 tracing::info!(
                     event = "retention_sweep",

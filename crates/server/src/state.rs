@@ -11,6 +11,8 @@ pub struct AppState {
     pub store: Store,
     /// How long undelivered ciphertext and attachments are kept, in seconds.
     pub retention_secs: u64,
+    /// Counters and gauges served at `/metrics`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// In the privacy profile, the secret salt under which the event log names actors.
     privacy_salt: Option<[u8; 32]>,
 }
@@ -30,6 +32,7 @@ impl AppState {
         Self {
             store,
             retention_secs: crate::DEFAULT_RETENTION_SECS,
+            metrics: std::sync::Arc::default(),
             privacy_salt,
         }
     }
