@@ -6,8 +6,9 @@
 //! plaintext.
 //!
 //! [`start`] opens the store — the data directory's SQLite database, or PostgreSQL when a
-//! database URL is given — and serves the HTTP API until the shutdown future completes.
-//! Plain HTTP is refused on anything but a loopback address.
+//! database URL is given — and serves the HTTP API until the shutdown future completes,
+//! over TLS when [`Config::tls`] is set ([`tls`]). Plain HTTP is refused on anything but a
+//! loopback address. [`config`] reads the settings from a file, the environment and flags.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 pub mod attachments;
 pub mod auth;
+pub mod config;
 pub mod delivery;
 pub mod discovery;
 pub mod hex;
@@ -23,22 +25,56 @@ pub mod key_packages;
 pub mod metrics;
 pub mod state;
 pub mod storage;
+pub mod tls;
+
+pub use tls::TlsFiles;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "sotto.sqlite3";
 
-/// How to run the server.
-#[derive(Debug, Clone)]
+/// How to run the server. Its `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Config {
-    /// Where to listen. Plain HTTP is allowed only on loopback addresses.
+    /// Where to listen. Plain HTTP is allowed only on loopback addresses; with [`Self::tls`]
+    /// any address is.
     pub listen: SocketAddr,
     /// The data directory (created if missing).
     pub data_dir: PathBuf,
     /// How long undelivered ciphertext is kept, in seconds.
     pub retention_secs: u64,
-    /// PostgreSQL instead of SQLite, by connection URL (it may hold a password: never
-    /// log it).
+    /// A PostgreSQL URL (`postgres://…`, may hold a password): when set, the server stores
+    /// its data in PostgreSQL instead of SQLite in [`Self::data_dir`].
     pub database_url: Option<String>,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP (loopback only).
+    pub tls: Option<TlsFiles>,
+    /// When set, the account-event log is to record a salted hash of the acting user
+    /// instead of the user id (carried here; the event log applies it).
+    pub privacy_profile: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let Config {
+            listen,
+            data_dir,
+            retention_secs,
+            database_url,
+            tls,
+            privacy_profile,
+        } = self;
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("data_dir", data_dir)
+            .field("retention_secs", retention_secs)
+            .field(
+                "database_url",
+                &database_url.as_deref().map(config::redact_database_url),
+            )
+            .field("tls", tls)
+            .field("privacy_profile", privacy_profile)
+            .finish()
+    }
 }
 
 /// Default retention of undelivered ciphertext: 30 days.
@@ -49,13 +85,16 @@ pub const SHORT_RETENTION_SECS: u64 = 6 * 24 * 3600;
 pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Config {
-    /// Loopback on `listen`, data in `data_dir`, default retention.
+    /// `listen`, data in SQLite in `data_dir`, default retention, plain HTTP, no privacy
+    /// profile.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
             data_dir,
             retention_secs: DEFAULT_RETENTION_SECS,
             database_url: None,
+            tls: None,
+            privacy_profile: false,
         }
     }
 
@@ -74,9 +113,12 @@ impl Config {
 pub enum StartError {
     /// A non-loopback address without TLS.
     #[error(
-        "refusing to serve plain HTTP on {0}: use a loopback address (TLS is not available yet)"
+        "refusing to serve plain HTTP on {0}: use a loopback address, or set tls_cert and tls_key"
     )]
     NotLoopback(SocketAddr),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -103,26 +145,64 @@ pub enum StartError {
     },
 }
 
+/// Whether the server speaks HTTPS or plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP (loopback only).
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A started server: where it listens, and the task serving until shutdown.
 #[derive(Debug)]
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// HTTPS or plain HTTP.
+    pub scheme: Scheme,
     /// Where the data is kept.
     pub backend: storage::Backend,
     /// Completes when the server has shut down.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store and starts serving; the server stops gracefully (finishing requests in
-/// flight) when `shutdown` completes.
+impl Running {
+    /// The base URL, e.g. `https://192.0.2.1:8480`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+}
+
+/// Loads the TLS certificate (if any), opens the store and starts serving; the server stops
+/// gracefully (finishing requests in flight) when `shutdown` completes.
 pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
-    if !config.listen.ip().is_loopback() {
-        return Err(StartError::NotLoopback(config.listen));
-    }
+    let tls = match &config.tls {
+        Some(files) => Some(tls::server_config(files)?),
+        None if !config.listen.ip().is_loopback() => {
+            return Err(StartError::NotLoopback(config.listen));
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -152,13 +232,23 @@ pub async fn start(
         std::sync::Arc::clone(&state.metrics),
     ));
     let app = http::router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let (scheme, task) = match tls {
+        None => (
+            Scheme::Http,
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }),
+        ),
+        Some(tls) => (
+            Scheme::Https,
+            tokio::spawn(tls::serve(listener, tls, app, shutdown)),
+        ),
+    };
     Ok(Running {
         addr,
+        scheme,
         backend,
         task,
     })

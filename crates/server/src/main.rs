@@ -1,49 +1,54 @@
-//! `sotto-server`: serve Sotto on embedded SQLite.
+//! `sotto-server`: serve Sotto. Settings come from defaults, a TOML file, `SOTTO_*`
+//! environment variables and flags (see `sotto_server::config` and docs/operations.md); with
+//! none it serves plain HTTP on loopback with SQLite in `./sotto-data`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// The Sotto server: accounts, device certificates and (soon) message relay, on embedded
-/// SQLite. With no arguments it serves on loopback with its data in `./sotto-data`.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Address to listen on (plain HTTP only on loopback).
-    #[arg(long, env = "SOTTO_LISTEN", default_value = "127.0.0.1:8480")]
-    listen: SocketAddr,
-    /// Data directory, created if missing.
-    #[arg(long, env = "SOTTO_DATA_DIR", default_value = "sotto-data")]
-    data_dir: PathBuf,
-    /// Days undelivered ciphertext is kept (30 by default; 6 for the short profile).
-    #[arg(long, env = "SOTTO_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
-    retention_days: u64,
-}
+use sotto_server::config::{self, Flags};
+use sotto_server::storage::Backend;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    let config = sotto_server::Config {
-        retention_secs: args.retention_days * 24 * 3600,
-        ..sotto_server::Config::new(args.listen, args.data_dir)
+    let flags = Flags::parse();
+    let settings = match config::load(&flags, std::env::vars_os()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("sotto-server: configuration: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    let running = match sotto_server::start(config, shutdown_signal()).await {
+    // `load` has checked the filter; the fallback is never used.
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config::DEFAULT_LOG));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let server = settings.server;
+    if let Some(file) = &settings.config_file {
+        println!("configuration: {}", file.display());
+    }
+    let data_dir = server.data_dir.clone();
+    let privacy_profile = server.privacy_profile;
+    let retention_days = server.retention_secs / (24 * 3600);
+    let running = match sotto_server::start(server, shutdown_signal()).await {
         Ok(running) => running,
         Err(e) => {
             eprintln!("sotto-server: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!("sotto-server listening on http://{}", running.addr);
-    println!("storage: {:?}", running.backend);
+    println!("sotto-server listening on {}", running.url());
+    println!("data directory: {}", data_dir.display());
+    match &running.backend {
+        Backend::Sqlite(path) => println!("storage: SQLite, {}", path.display()),
+        Backend::Postgres(url) => {
+            println!("storage: PostgreSQL, {}", config::redact_database_url(url))
+        }
+    }
+    println!(
+        "retention: {retention_days} days; privacy profile: {}",
+        if privacy_profile { "on" } else { "off" }
+    );
     match running.task.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
