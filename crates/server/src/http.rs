@@ -42,6 +42,11 @@ impl Failure {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
+    /// The error's JSON body (for a WebSocket error frame).
+    pub(crate) fn into_body(self) -> ApiError {
+        self.1
+    }
+
     pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -142,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/inbox", get(crate::delivery::inbox))
         .route("/v1/inbox/ack", post(crate::delivery::ack))
+        .route(sotto_api::WS_PATH, get(crate::ws::connect))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .with_state(state)

@@ -17,9 +17,11 @@ pub mod auth;
 pub mod delivery;
 pub mod hex;
 pub mod http;
+pub mod hub;
 pub mod key_packages;
 pub mod state;
 pub mod storage;
+pub mod ws;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "sotto.sqlite3";
@@ -142,7 +144,10 @@ pub async fn start(
         source,
     })?;
     tokio::spawn(sweeper(store.clone(), config.retention_secs));
-    let app = http::router(state::AppState::new(store, None));
+    let state = state::AppState::new(store, None);
+    // Live connections are closed first: graceful HTTP shutdown does not wait for them.
+    let shutdown = state.hub.close_after(shutdown);
+    let app = http::router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -1,7 +1,9 @@
-//! What every handler shares: the store, and how the event log names actors.
+//! What every handler shares: the store, the live-connection hub, and how the event log
+//! names actors.
 
 use sotto_core::crypto;
 
+use crate::hub::Hub;
 use crate::storage::Store;
 
 /// The state of the HTTP handlers.
@@ -9,6 +11,8 @@ use crate::storage::Store;
 pub struct AppState {
     /// Where everything is kept.
     pub store: Store,
+    /// Wakes live (WebSocket) connections when their device's mailbox grows.
+    pub hub: Hub,
     /// In the privacy profile, the secret salt under which the event log names actors.
     privacy_salt: Option<[u8; 32]>,
 }
@@ -27,6 +31,7 @@ impl AppState {
     pub fn new(store: Store, privacy_salt: Option<[u8; 32]>) -> Self {
         Self {
             store,
+            hub: Hub::new(),
             privacy_salt,
         }
     }
