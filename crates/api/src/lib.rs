@@ -1,7 +1,8 @@
 //! # sotto-api
 //!
 //! The wire types of the Sotto client–server protocol: JSON bodies of the HTTP control
-//! plane, shared by `sotto-server` and the client so that both sides agree by construction.
+//! plane and frames of the live-delivery WebSocket ([`ClientFrame`], [`ServerFrame`]),
+//! shared by `sotto-server` and the client so that both sides agree by construction.
 //! Binary fields (keys, certificates, ciphertext) travel as standard, padded base64
 //! ([`Bytes`]). Every route is under `/v1`.
 //!
@@ -299,6 +300,44 @@ pub struct Ack {
     pub cursors: Vec<u64>,
 }
 
+/// Path of the WebSocket for live delivery (authenticated by the same bearer header as
+/// the HTTP routes; never by a token in the URL).
+pub const WS_PATH: &str = "/v1/ws";
+
+/// A JSON text frame from the client on `GET /v1/ws`, tagged by `"type"`.
+///
+/// The client subscribes once, then acknowledges what it processed. Frames are handled in
+/// order: when the server answers a WebSocket ping, every earlier frame has been handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// `{"type":"subscribe","after":<cursor>}`: stream every mailbox entry after this
+    /// cursor (0: from the start), then new entries as they arrive. Once per connection.
+    Subscribe {
+        /// The cursor of the last message the client processed.
+        #[serde(default)]
+        after: u64,
+    },
+    /// `{"type":"ack","cursors":[...]}`: these messages were processed and may be
+    /// deleted, as with `POST /v1/inbox/ack`.
+    Ack {
+        /// Cursors of processed messages.
+        cursors: Vec<u64>,
+    },
+}
+
+/// A JSON text frame from the server on `GET /v1/ws`, tagged by `"type"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// `{"type":"message", "cursor", "conversation", "seq", "kind", "payload"}`: one
+    /// mailbox entry, sent in cursor order and at most once per connection.
+    Message(InboxMessage),
+    /// `{"type":"error", "error", "message"}`: why the server is closing the socket;
+    /// the close frame follows.
+    Error(ApiError),
+}
+
 /// What kind of error a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -353,6 +392,48 @@ mod tests {
         assert!(serde_json::from_str::<RegisterDevice>(r#"{"certificate":"%%"}"#).is_err());
         assert!(serde_json::from_str::<RegisterDevice>(r#"{"certificate":"","x":1}"#).is_err());
         assert_eq!(format!("{:?}", body.certificate), "Bytes(4 bytes)");
+    }
+
+    #[test]
+    fn websocket_frames_are_tagged_json() {
+        let sub: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","after":7}"#).unwrap();
+        assert_eq!(sub, ClientFrame::Subscribe { after: 7 });
+        let ack: ClientFrame = serde_json::from_str(r#"{"type":"ack","cursors":[1,2]}"#).unwrap();
+        assert_eq!(
+            ack,
+            ClientFrame::Ack {
+                cursors: vec![1, 2]
+            }
+        );
+        for bad in [
+            r#"{"type":"nope"}"#,
+            r#"{"after":1}"#,
+            r#"{"type":"ack","cursors":[1],"x":0}"#,
+            r#"{"type":"ack","cursors":[-1]}"#,
+        ] {
+            assert!(serde_json::from_str::<ClientFrame>(bad).is_err(), "{bad}");
+        }
+        let message = ServerFrame::Message(InboxMessage {
+            cursor: 3,
+            conversation: "ab".into(),
+            seq: 1,
+            kind: MessageKind::Commit,
+            payload: Bytes(vec![1]),
+        });
+        let json = serde_json::to_string(&message).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"message","cursor":3,"conversation":"ab","seq":1,"kind":"commit","payload":"AQ=="}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), message);
+        let error = ServerFrame::Error(ApiError {
+            error: ErrorCode::BadRequest,
+            message: "m".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","error":"bad_request","message":"m"}"#
+        );
     }
 
     #[test]

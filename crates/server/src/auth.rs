@@ -140,11 +140,8 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// The device of the session named by the request's bearer token.
-async fn session_from_headers(
-    headers: &axum::http::HeaderMap,
-    state: &AppState,
-) -> Result<DeviceRef, Failure> {
+/// The SHA-256 of the request's bearer token: what sessions are stored under.
+pub(crate) fn bearer_token_hash(headers: &axum::http::HeaderMap) -> Result<[u8; 32], Failure> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -153,7 +150,15 @@ async fn session_from_headers(
     let token = URL_SAFE_NO_PAD
         .decode(header.trim())
         .map_err(|_| unauthorized("invalid session token"))?;
-    let token_hash = crypto::sha256(&token);
+    Ok(crypto::sha256(&token))
+}
+
+/// The device of the session named by the request's bearer token.
+async fn session_from_headers(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Result<DeviceRef, Failure> {
+    let token_hash = bearer_token_hash(headers)?;
     let now = now();
     state
         .store
@@ -223,6 +228,8 @@ pub async fn revoke(
             StoreError::NotFound => Failure::not_found("device"),
             e => Failure::from(e),
         })?;
+    // Its live connections wake, find the session gone, and close.
+    state.hub.notify(&device);
     tracing::info!(event = "device_revoked", "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

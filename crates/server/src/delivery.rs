@@ -1,4 +1,5 @@
-//! Delivery over HTTP: send to a conversation, fetch the inbox, acknowledge.
+//! Delivery over HTTP: send to a conversation, fetch the inbox, acknowledge. (The same
+//! mailbox is streamed live over a WebSocket by [`crate::ws`].)
 //!
 //! The server reads each message's kind, conversation and epoch from its MLS header (it
 //! cannot read more: everything else is encrypted). Commits are accepted only for the
@@ -21,7 +22,7 @@ use crate::auth::{device_ref, Session};
 use crate::hex;
 use crate::http::{now, Failure};
 use crate::state::AppState;
-use crate::storage::{AppendRequest, Appended, DeviceRef, Kind, StoreError};
+use crate::storage::{AppendRequest, Appended, Delivered, DeviceRef, Kind, StoreError};
 
 /// Most recipients of one message.
 pub const MAX_RECIPIENTS: usize = 5000;
@@ -123,6 +124,11 @@ pub async fn send(
         check_registered(&state, w_to).await?;
     }
     let actor = state.actor(&sender.username);
+    // Whose mailboxes grow: their live connections are woken once the append is stored.
+    let mut woken: Vec<DeviceRef> = to.iter().chain(&removed).cloned().collect();
+    if let Some((_, w_to)) = &welcome {
+        woken.extend(w_to.iter().cloned());
+    }
     let outcome = state
         .store
         .append(AppendRequest {
@@ -152,6 +158,11 @@ pub async fn send(
             ),
             e => Failure::from(e),
         })?;
+    if let Appended::New(_) = outcome {
+        for device in &woken {
+            state.hub.notify(device);
+        }
+    }
     tracing::info!(event = "message_sent", "message accepted");
     Ok(match outcome {
         Appended::New(seq) => (
@@ -203,21 +214,23 @@ pub async fn inbox(
         .clamp(1, MAX_INBOX_PAGE);
     let entries = state.store.inbox(&device, query.after, limit).await?;
     Ok(Json(Inbox {
-        messages: entries
-            .into_iter()
-            .map(|d| InboxMessage {
-                cursor: d.cursor,
-                conversation: hex::encode(&d.conversation),
-                seq: d.seq,
-                kind: match d.kind {
-                    Kind::Application => MessageKind::Application,
-                    Kind::Commit => MessageKind::Commit,
-                    Kind::Welcome => MessageKind::Welcome,
-                },
-                payload: Bytes(d.payload),
-            })
-            .collect(),
+        messages: entries.into_iter().map(inbox_message).collect(),
     }))
+}
+
+/// A mailbox entry as the API carries it.
+pub(crate) fn inbox_message(d: Delivered) -> InboxMessage {
+    InboxMessage {
+        cursor: d.cursor,
+        conversation: hex::encode(&d.conversation),
+        seq: d.seq,
+        kind: match d.kind {
+            Kind::Application => MessageKind::Application,
+            Kind::Commit => MessageKind::Commit,
+            Kind::Welcome => MessageKind::Welcome,
+        },
+        payload: Bytes(d.payload),
+    }
 }
 
 /// `POST /v1/inbox/ack`.
@@ -227,11 +240,17 @@ pub async fn ack(
     body: Result<Json<Ack>, JsonRejection>,
 ) -> Result<StatusCode, Failure> {
     let Json(request) = body?;
-    if request.cursors.len() > MAX_INBOX_PAGE as usize {
+    check_ack(&request.cursors)?;
+    state.store.ack(&device, &request.cursors).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses an acknowledgement of more than [`MAX_INBOX_PAGE`] cursors.
+pub(crate) fn check_ack(cursors: &[u64]) -> Result<(), Failure> {
+    if cursors.len() > MAX_INBOX_PAGE as usize {
         return Err(Failure::bad_request(format!(
             "at most {MAX_INBOX_PAGE} cursors per ack"
         )));
     }
-    state.store.ack(&device, &request.cursors).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -42,6 +42,11 @@ impl Failure {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
+    /// The error's JSON body (for a WebSocket error frame).
+    pub(crate) fn into_body(self) -> ApiError {
+        self.1
+    }
+
     pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -155,6 +160,7 @@ pub fn router(state: AppState) -> Router {
             get(crate::attachments::download).delete(crate::attachments::delete),
         )
         .route("/metrics", get(crate::metrics::serve))
+        .route(sotto_api::WS_PATH, get(crate::ws::connect))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(

@@ -21,11 +21,13 @@ pub mod delivery;
 pub mod discovery;
 pub mod hex;
 pub mod http;
+pub mod hub;
 pub mod key_packages;
 pub mod metrics;
 pub mod state;
 pub mod storage;
 pub mod tls;
+pub mod ws;
 
 pub use tls::TlsFiles;
 
@@ -231,6 +233,8 @@ pub async fn start(
         config.retention_secs,
         std::sync::Arc::clone(&state.metrics),
     ));
+    // Live connections are closed first: graceful HTTP shutdown does not wait for them.
+    let shutdown = state.hub.close_after(shutdown);
     let app = http::router(state);
     let (scheme, task) = match tls {
         None => (

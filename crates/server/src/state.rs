@@ -1,7 +1,9 @@
-//! What every handler shares: the store, and how the event log names actors.
+//! What every handler shares: the store, the live-connection hub, and how the event log
+//! names actors.
 
 use sotto_core::crypto;
 
+use crate::hub::Hub;
 use crate::storage::Store;
 
 /// The state of the HTTP handlers.
@@ -13,6 +15,8 @@ pub struct AppState {
     pub retention_secs: u64,
     /// Counters and gauges served at `/metrics`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Wakes live (WebSocket) connections when their device's mailbox grows.
+    pub hub: Hub,
     /// In the privacy profile, the secret salt under which the event log names actors.
     privacy_salt: Option<[u8; 32]>,
 }
@@ -33,6 +37,7 @@ impl AppState {
             store,
             retention_secs: crate::DEFAULT_RETENTION_SECS,
             metrics: std::sync::Arc::default(),
+            hub: Hub::new(),
             privacy_salt,
         }
     }

@@ -15,6 +15,10 @@ use sotto_core::identity::{DeviceId, UserId, UserRootKey};
 use sotto_server::{start, Config};
 use tokio::sync::oneshot;
 
+mod people;
+#[allow(unused_imports)] // not every test file talks MLS
+pub use people::*;
+
 /// Which back-end a test runs against.
 #[derive(Debug, Clone)]
 pub enum Db {
