@@ -167,6 +167,43 @@ async fn data_survives_a_restart(db: Db) {
     assert_eq!(account.devices[0].device_id, "07".repeat(16));
 }
 
+/// Ten registrations of one user id race: exactly one is created, the rest are
+/// conflicts, and the account has the winner's key.
+async fn concurrent_registrations_of_one_user_id_admit_exactly_one(db: Db) {
+    let server = TestServer::start(db.clone()).await;
+    let roots: Vec<_> = (0..10).map(|_| root("alice")).collect();
+    let tasks: Vec<_> = roots
+        .iter()
+        .map(|root| {
+            let (http, url) = (server.http.clone(), server.url("/v1/accounts"));
+            let body = sotto_api::RegisterAccount {
+                username: "alice".into(),
+                root_public_key: sotto_api::Bytes(root.public_key().as_bytes().to_vec()),
+            };
+            tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            StatusCode::CREATED => created.push(i),
+            StatusCode::CONFLICT => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    let account = server.account("alice").await;
+    assert_eq!(
+        account.root_public_key.0,
+        roots[created[0]].public_key().as_bytes()
+    );
+    let registrations = server
+        .stored
+        .count("SELECT COUNT(*) FROM events WHERE kind = 'registration'")
+        .await;
+    assert_eq!(registrations, 1);
+}
+
 #[tokio::test]
 async fn plain_http_is_refused_off_loopback() {
     let config = Config::new(
@@ -184,4 +221,5 @@ on_both_backends!(
     only_the_root_key_can_add_a_device,
     hostile_bodies_get_json_errors,
     data_survives_a_restart,
+    concurrent_registrations_of_one_user_id_admit_exactly_one,
 );

@@ -6,11 +6,16 @@
 mod common;
 use common::*;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use reqwest::StatusCode;
 use sotto_api::{Bytes, DeviceAddress, ErrorCode, MessageKind, SendMessage, Sent};
 use sotto_core::content::Body;
 use sotto_core::conversation::Event;
 use sotto_core::policy::{BurnOnRead, Policy};
+use sotto_server::storage::{AppendRequest, Appended, DeviceRef, Kind, StoreError};
 
 async fn a_message_travels_from_alice_to_bob_through_the_server(db: Db) {
     let server = TestServer::start(db.clone()).await;
@@ -232,7 +237,209 @@ async fn only_members_post_and_removed_devices_no_longer_can(db: Db) {
     .await;
 }
 
+fn device(name: &str) -> DeviceRef {
+    DeviceRef {
+        username: name.into(),
+        device_id: vec![7; 16],
+    }
+}
+
+fn append_request(
+    sender: &DeviceRef,
+    conversation: &[u8],
+    message_id: Vec<u8>,
+    kind: Kind,
+    epoch: u64,
+    recipients: Vec<DeviceRef>,
+) -> AppendRequest {
+    AppendRequest {
+        sender: sender.clone(),
+        conversation: conversation.to_vec(),
+        payload: message_id.clone(),
+        message_id,
+        kind,
+        epoch,
+        recipients,
+        welcome: None,
+        removed: Vec::new(),
+        actor: sender.username.clone(),
+        now: 1_800_000_000,
+    }
+}
+
+/// Many members race a commit for each epoch: in every round exactly one is accepted,
+/// the others are conflicts, and only the winner's commit is stored and delivered.
+async fn concurrent_commits_for_one_epoch_admit_exactly_one(db: Db) {
+    const MEMBERS: usize = 12;
+    const ROUNDS: u64 = 5;
+    let (_stored, store) = open_store(&db).await;
+    let members: Vec<DeviceRef> = (0..MEMBERS).map(|i| device(&format!("m{i}"))).collect();
+    let others = |i: usize| -> Vec<DeviceRef> {
+        let mut v = members.clone();
+        v.remove(i);
+        v
+    };
+    let conversation = b"racing conversation".to_vec();
+    let first = append_request(
+        &members[0],
+        &conversation,
+        vec![0; 16],
+        Kind::Commit,
+        0,
+        others(0),
+    );
+    assert_eq!(store.append(first).await.unwrap(), Appended::New(0));
+
+    let mut winners = Vec::new();
+    for epoch in 1..=ROUNDS {
+        let tasks: Vec<_> = (0..MEMBERS)
+            .map(|i| {
+                let store = store.clone();
+                let id = [vec![epoch as u8, i as u8], vec![1; 14]].concat();
+                let request = append_request(
+                    &members[i],
+                    &conversation,
+                    id,
+                    Kind::Commit,
+                    epoch,
+                    others(i),
+                );
+                tokio::spawn(async move { (i, store.append(request).await) })
+            })
+            .collect();
+        let mut accepted = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Ok(Appended::New(seq))) => accepted.push((i, seq)),
+                (_, Err(StoreError::Conflict)) => {}
+                (i, other) => panic!("member {i} in epoch {epoch}: {other:?}"),
+            }
+        }
+        assert_eq!(accepted.len(), 1, "epoch {epoch}: {accepted:?}");
+        assert_eq!(
+            accepted[0].1, epoch,
+            "one sequence number per accepted commit"
+        );
+        winners.push(accepted[0].0);
+    }
+    // The losers stored nothing; each member holds every winning commit but its own.
+    assert_eq!(store.log_len().await.unwrap(), 1 + ROUNDS);
+    for (i, member) in members.iter().enumerate() {
+        let inbox = store.inbox(member, 0, 100).await.unwrap();
+        let expected = usize::from(i != 0) + winners.iter().filter(|w| **w != i).count();
+        assert_eq!(inbox.len(), expected, "member {i}");
+        assert!(inbox.iter().all(|d| d.kind == Kind::Commit));
+    }
+    // The conversation moved on by exactly one epoch per round.
+    let late = append_request(
+        &members[1],
+        &conversation,
+        vec![9; 16],
+        Kind::Commit,
+        ROUNDS,
+        others(1),
+    );
+    assert!(matches!(
+        store.append(late).await,
+        Err(StoreError::Conflict)
+    ));
+    let next = append_request(
+        &members[1],
+        &conversation,
+        vec![8; 16],
+        Kind::Commit,
+        ROUNDS + 1,
+        others(1),
+    );
+    assert!(matches!(store.append(next).await, Ok(Appended::New(_))));
+}
+
+/// Many senders, each in a conversation of its own, send to one device while it reads
+/// and acknowledges its inbox page by page, moving its cursor past each page: it sees
+/// every message exactly once, in increasing cursor order — none is skipped by a cursor
+/// that moved past it before it committed.
+async fn a_device_paging_its_inbox_during_concurrent_sends_sees_each_message_once(db: Db) {
+    const SENDERS: usize = 6;
+    const MESSAGES: usize = 40;
+    let (_stored, store) = open_store(&db).await;
+    let reader = device("reader");
+    let bystander = device("bystander");
+    let done = Arc::new(AtomicBool::new(false));
+
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let store = store.clone();
+            // Half the senders list the two recipients the other way round.
+            let mut to = vec![reader.clone(), bystander.clone()];
+            if s % 2 == 1 {
+                to.reverse();
+            }
+            tokio::spawn(async move {
+                let sender = device(&format!("sender{s}"));
+                let conversation = format!("conversation {s}").into_bytes();
+                for n in 0..MESSAGES {
+                    let id = [vec![s as u8, n as u8], vec![2; 14]].concat();
+                    let request = append_request(
+                        &sender,
+                        &conversation,
+                        id,
+                        Kind::Application,
+                        0,
+                        to.clone(),
+                    );
+                    assert!(matches!(store.append(request).await, Ok(Appended::New(_))));
+                }
+            })
+        })
+        .collect();
+    let all_sent = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            for sender in senders {
+                sender.await.unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    loop {
+        // Read the flag before the page: an empty page after the last send committed
+        // means there is nothing left.
+        let finished = done.load(Ordering::SeqCst);
+        let page = store.inbox(&reader, cursor, 7).await.unwrap();
+        if page.is_empty() {
+            if finished {
+                break;
+            }
+            tokio::task::yield_now().await;
+            continue;
+        }
+        for message in &page {
+            assert!(message.cursor > cursor, "cursors increase");
+            cursor = message.cursor;
+            seen.push(message.payload.clone());
+        }
+        let cursors = page.iter().map(|m| m.cursor).collect::<Vec<_>>();
+        store.ack(&reader, &cursors).await.unwrap();
+    }
+    all_sent.await.unwrap();
+
+    let distinct: HashSet<&Vec<u8>> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "a message was delivered twice");
+    assert_eq!(seen.len(), SENDERS * MESSAGES, "a message was skipped");
+    // The other recipient holds them all too; once it acknowledges them, nothing is left.
+    let rest = store.inbox(&bystander, 0, 1000).await.unwrap();
+    assert_eq!(rest.len(), SENDERS * MESSAGES);
+    let cursors = rest.iter().map(|m| m.cursor).collect::<Vec<_>>();
+    store.ack(&bystander, &cursors).await.unwrap();
+    assert_eq!(store.log_len().await.unwrap(), 0);
+}
+
 on_both_backends!(
+    concurrent_commits_for_one_epoch_admit_exactly_one,
+    a_device_paging_its_inbox_during_concurrent_sends_sees_each_message_once,
     a_message_travels_from_alice_to_bob_through_the_server,
     of_two_commits_for_one_epoch_exactly_one_is_accepted,
     bad_sends_are_refused,

@@ -8,7 +8,8 @@ use common::*;
 use reqwest::StatusCode;
 use sotto_api::{ClaimedKeyPackages, ErrorCode, KeyPackagePool};
 use sotto_core::device::{expect_key_package, NewDevice};
-use sotto_server::key_packages::{LOW_WATER, MAX_CLAIMS_PER_HOUR};
+use sotto_server::key_packages::{LOW_WATER, MAX_CLAIMS_PER_HOUR, MAX_POOL};
+use sotto_server::storage::{DeviceRef, Store, StoreError};
 
 async fn claim(server: &TestServer, token: &str, user: &str) -> reqwest::Response {
     let url = server.url(&format!("/v1/accounts/{user}/key-packages/claim"));
@@ -249,7 +250,101 @@ async fn a_pool_is_capped_and_large_uploads_fit_their_own_body_limit(db: Db) {
     error(response, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
 }
 
+/// A store with user "bob" whose one device holds `one_time` one-time KeyPackages
+/// (`[i; 32]` each) and a last-resort one (`[255; 32]`).
+async fn bob_with_pool(db: &Db, one_time: u8) -> (Stored, Store, DeviceRef) {
+    let (stored, store) = open_store(db).await;
+    let bob = DeviceRef {
+        username: "bob".into(),
+        device_id: vec![1; 16],
+    };
+    store
+        .create_account("bob", &[9; 97], "bob", NOW)
+        .await
+        .unwrap();
+    store
+        .put_device("bob", &bob.device_id, b"certificate", NOW)
+        .await
+        .unwrap();
+    let kps: Vec<Vec<u8>> = (0..one_time).map(|i| vec![i; 32]).collect();
+    store
+        .add_key_packages(&bob, &kps, Some(&[255; 32]), MAX_POOL, NOW)
+        .await
+        .unwrap();
+    (stored, store, bob)
+}
+
+const NOW: u64 = 1_800_000_000;
+
+/// Forty requesters claim from one device's pool of 25 at once: each one-time KeyPackage
+/// goes to exactly one of them, the other 15 get the last-resort one.
+async fn many_concurrent_claims_never_serve_a_key_package_twice(db: Db) {
+    let (_stored, store, bob) = bob_with_pool(&db, 25).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let requester = format!("claimer{i}");
+                store
+                    .claim_key_packages(&requester, "bob", MAX_CLAIMS_PER_HOUR, NOW - 3600, NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (mut one_time, mut last_resort) = (Vec::new(), 0);
+    for task in tasks {
+        let claimed = task.await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        if claimed[0].last_resort {
+            assert_eq!(claimed[0].key_package, [255; 32]);
+            last_resort += 1;
+        } else {
+            one_time.push(claimed[0].key_package.clone());
+        }
+    }
+    let distinct: std::collections::HashSet<_> = one_time.iter().collect();
+    assert_eq!((one_time.len(), distinct.len(), last_resort), (25, 25, 15));
+    let status = store.pool_status(&bob).await.unwrap();
+    assert_eq!((status.available, status.last_resort_used), (0, true));
+}
+
+/// One requester fires twice its hourly allowance of claims at once: exactly the
+/// allowance is served, and the refused claims took nothing.
+async fn the_claim_rate_limit_holds_under_concurrent_claims(db: Db) {
+    let (_stored, store, bob) = bob_with_pool(&db, 100).await;
+    let tasks: Vec<_> = (0..2 * MAX_CLAIMS_PER_HOUR)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_key_packages("alice", "bob", MAX_CLAIMS_PER_HOUR, NOW - 3600, NOW)
+                    .await
+            })
+        })
+        .collect();
+    let (mut served, mut limited) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(claimed) => {
+                assert!(!claimed[0].last_resort);
+                served += 1;
+            }
+            Err(StoreError::RateLimited) => limited += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        (served, limited),
+        (MAX_CLAIMS_PER_HOUR, MAX_CLAIMS_PER_HOUR)
+    );
+    let status = store.pool_status(&bob).await.unwrap();
+    assert_eq!(status.available, 100 - MAX_CLAIMS_PER_HOUR);
+}
+
 on_both_backends!(
+    many_concurrent_claims_never_serve_a_key_package_twice,
+    the_claim_rate_limit_holds_under_concurrent_claims,
     concurrent_claims_never_share_a_one_time_key_package,
     one_time_key_packages_are_served_once_then_the_last_resort,
     uploads_are_validated_and_bounded,

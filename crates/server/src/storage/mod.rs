@@ -251,10 +251,6 @@ impl std::fmt::Debug for Backend {
 pub async fn open(backend: &Backend) -> Result<Store, StoreError> {
     Ok(match backend {
         Backend::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
-        Backend::Postgres(_) => {
-            return Err(StoreError::Unavailable(
-                "the PostgreSQL back-end is not built yet".into(),
-            ))
-        }
+        Backend::Postgres(url) => Arc::new(postgres::PostgresStore::connect(url).await?),
     })
 }

@@ -239,6 +239,23 @@ impl Stored {
         }
     }
 
+    /// Runs statements that return nothing, in plain SQL of the store's back-end.
+    pub async fn execute(&self, sql: &str) {
+        match &self.pg {
+            None => self.sqlite().execute_batch(sql).unwrap(),
+            Some((url, schema)) => pg_connect(&with_schema(url, schema))
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Whether this store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
     fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.join(sotto_server::DATABASE_FILE)).unwrap()
     }
@@ -278,6 +295,16 @@ async fn pg_connect(url: &str) -> tokio_postgres::Client {
         .unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// A fresh store of `db`, opened through the storage interface (no server).
+pub async fn open_store(db: &Db) -> (Stored, sotto_server::storage::Store) {
+    let stored = Stored::new(db).await;
+    std::fs::create_dir_all(&stored.dir).unwrap();
+    let store = sotto_server::storage::open(&stored.config().backend())
+        .await
+        .unwrap();
+    (stored, store)
 }
 
 /// A server on a fresh store; dropped, it shuts down and removes its data.
