@@ -4,7 +4,10 @@
 //! SHA-512, HKDF-SHA-512, scrypt and the random number generator — is reached through this
 //! module, and this module reaches all of them through AWS-LC (`aws-lc-rs`, and `aws-lc-sys`
 //! for scrypt, which `aws-lc-rs` does not wrap). MLS uses the same library through
-//! `mls-rs-crypto-awslc`. Swapping the backend means rewriting this file only.
+//! `mls-rs-crypto-awslc`. Swapping the backend means rewriting this file only. The one
+//! exception is OPAQUE password login ([`crate::password`]): AWS-LC has no ristretto255 or
+//! OPRF, so `opaque-ke` brings its own group arithmetic and hashes (it still uses scrypt
+//! and the random number generator from here).
 //!
 //! Nothing here is hand-written cryptography: each function is a thin, typed wrapper.
 

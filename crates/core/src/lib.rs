@@ -4,10 +4,11 @@
 //! messenger: user root keys and device certificates, the Sotto policy extension and the
 //! membership rule every client enforces, MLS conversations on ciphersuite 0x0005
 //! (P-521, AES-256-GCM, SHA-512), the encoding of message content, sealed root-key backups,
-//! safety numbers and contact-discovery hashes.
+//! safety numbers, contact-discovery hashes and OPAQUE password login ([`password`]).
 //!
 //! It performs no I/O and runs no async code. Every primitive comes from [`crypto`], which
-//! wraps AWS-LC; MLS comes from `mls-rs`. The wire formats are specified in
+//! wraps AWS-LC, except the ristretto255 OPRF and key exchange of [`password`], which come
+//! from `opaque-ke`; MLS comes from `mls-rs`. The wire formats are specified in
 //! `docs/protocol.md`.
 //!
 //! ```
@@ -48,6 +49,7 @@ pub mod device;
 pub mod discovery;
 pub mod identity;
 pub mod identity_provider;
+pub mod password;
 pub mod policy;
 pub mod rules;
 pub mod safety;
