@@ -138,7 +138,37 @@ async fn an_extreme_epoch_is_refused_not_a_panic(db: Db) {
     assert!(outcome.is_err(), "{outcome:?}");
 }
 
+async fn a_delivered_message_resent_is_still_a_duplicate_until_the_retention_ends(db: Db) {
+    let (_stored, store) = store(&db).await;
+    let t0 = 1_800_000_000;
+    let retention = SHORT_RETENTION_SECS;
+    append(&store, 1, t0).await;
+    let got = store.inbox(&bob(), 0, 10).await.unwrap();
+    store.ack(&bob(), &[got[0].cursor]).await.unwrap();
+    assert_eq!(
+        store.log_len().await.unwrap(),
+        0,
+        "delivered ciphertext is deleted"
+    );
+    // The sender, never having seen the answer, sends the same message again: it is
+    // recognised, not delivered a second time.
+    let again = store
+        .append(message(1, Kind::Application, 0, t0 + 5))
+        .await
+        .unwrap();
+    assert_eq!(again, sotto_server::storage::Appended::Duplicate(0));
+    assert!(store.inbox(&bob(), 0, 10).await.unwrap().is_empty());
+    // The id is remembered only as long as the retention.
+    store.sweep(t0 + retention + 1, retention).await.unwrap();
+    let late = store
+        .append(message(1, Kind::Application, 0, t0 + retention + 2))
+        .await
+        .unwrap();
+    assert!(matches!(late, sotto_server::storage::Appended::New(_)));
+}
+
 on_both_backends!(
+    a_delivered_message_resent_is_still_a_duplicate_until_the_retention_ends,
     undelivered_ciphertext_lives_exactly_as_long_as_the_retention,
     expired_challenges_and_sessions_are_swept,
     account_events_are_kept_seven_days,

@@ -76,7 +76,7 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
     }
     let existing = tx
         .query_opt(
-            "SELECT seq FROM log WHERE conversation = $1 AND message_id = $2",
+            "SELECT seq FROM message_ids WHERE conversation = $1 AND message_id = $2",
             &[&conversation, &request.message_id],
         )
         .await?;
@@ -139,11 +139,23 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
     )
     .await?;
     deliver(tx, conversation, &deliveries).await?;
+    let first_seq = first_seq.unwrap_or(0);
+    tx.execute(
+        "INSERT INTO message_ids (conversation, message_id, seq, created_at)
+         VALUES ($1, $2, $3, $4)",
+        &[
+            &conversation,
+            &request.message_id,
+            &first_seq,
+            &to_i64(request.now),
+        ],
+    )
+    .await?;
     if created || request.kind == Kind::Commit {
         set_members(tx, request).await?;
     }
     record(tx, Event::MessageSent, &request.actor, request.now).await?;
-    Ok(Appended::New(to_u64(first_seq.unwrap_or(0))))
+    Ok(Appended::New(to_u64(first_seq)))
 }
 
 /// Writes one mailbox row per `(device, seq)`, at the device's next mailbox positions.

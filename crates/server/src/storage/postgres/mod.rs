@@ -177,6 +177,17 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE attachments ALTER COLUMN blob SET STORAGE EXTERNAL;
      CREATE INDEX attachments_by_owner ON attachments (owner);
      CREATE INDEX attachments_by_expiry ON attachments (expires_at);",
+    // 3: message ids seen per conversation, kept for the retention so that a resend of a
+    // message already delivered and acknowledged (its log entry deleted) is still
+    // recognised as a duplicate rather than delivered again.
+    "CREATE TABLE message_ids (
+         conversation BYTEA NOT NULL,
+         message_id   BYTEA NOT NULL,
+         seq          BIGINT NOT NULL,
+         created_at   BIGINT NOT NULL,
+         PRIMARY KEY (conversation, message_id)
+     );
+     CREATE INDEX message_ids_by_time ON message_ids (created_at);",
 ];
 
 /// The schema version this server writes: the number of [`MIGRATIONS`].
@@ -407,6 +418,8 @@ async fn sweep(tx: &Transaction<'_>, now: u64, retention_secs: u64) -> Result<Sw
     .await?;
     let messages = tx
         .execute("DELETE FROM log WHERE created_at < $1", &[&cutoff])
+        .await?;
+    tx.execute("DELETE FROM message_ids WHERE created_at < $1", &[&cutoff])
         .await?;
     let mut expired = tx
         .execute("DELETE FROM challenges WHERE expires_at <= $1", &[&now])

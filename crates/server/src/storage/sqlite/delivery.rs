@@ -86,6 +86,16 @@ fn append(conn: &mut Connection, request: &AppendRequest) -> Result<Appended, St
             )?;
         }
     }
+    tx.execute(
+        "INSERT INTO message_ids (conversation, message_id, seq, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            conversation,
+            request.message_id,
+            to_i64(seq),
+            to_i64(request.now)
+        ],
+    )?;
     record(&tx, Event::MessageSent, &request.actor, request.now)?;
     tx.commit()?;
     Ok(Appended::New(seq))
@@ -160,7 +170,7 @@ fn existing(
 ) -> Result<Option<u64>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT seq FROM log WHERE conversation = ?1 AND message_id = ?2",
+            "SELECT seq FROM message_ids WHERE conversation = ?1 AND message_id = ?2",
             params![conversation, message_id],
             |row| row.get::<_, i64>(0),
         )

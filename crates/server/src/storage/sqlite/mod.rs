@@ -142,6 +142,17 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX attachments_by_owner ON attachments (owner);
      CREATE INDEX attachments_by_expiry ON attachments (expires_at);",
+    // 9: message ids seen per conversation, kept for the retention so that a resend of a
+    // message already delivered and acknowledged (its log entry deleted) is still
+    // recognised as a duplicate rather than delivered again.
+    "CREATE TABLE message_ids (
+         conversation BLOB NOT NULL,
+         message_id   BLOB NOT NULL,
+         seq          INTEGER NOT NULL,
+         created_at   INTEGER NOT NULL,
+         PRIMARY KEY (conversation, message_id)
+     );
+     CREATE INDEX message_ids_by_time ON message_ids (created_at);",
 ];
 
 /// The SQLite store: one connection, shared.
@@ -244,6 +255,7 @@ fn sweep(conn: &mut Connection, now: u64, retention_secs: u64) -> Result<Swept, 
         [cutoff],
     )?;
     let messages = tx.execute("DELETE FROM log WHERE created_at < ?1", [cutoff])?;
+    tx.execute("DELETE FROM message_ids WHERE created_at < ?1", [cutoff])?;
     let mut expired = tx.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])?;
     expired += tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
     expired += tx.execute(
