@@ -226,7 +226,19 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    let mut state = state::AppState::new(store.clone(), None);
+    let privacy_salt = if config.privacy_profile {
+        Some(
+            privacy_salt(&store)
+                .await
+                .map_err(|source| StartError::Database {
+                    backend: backend.clone(),
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+    let mut state = state::AppState::new(store.clone(), privacy_salt);
     state.retention_secs = config.retention_secs;
     tokio::spawn(sweeper(
         store,
@@ -256,6 +268,18 @@ pub async fn start(
         backend,
         task,
     })
+}
+
+/// The secret salt of the privacy profile's event log: created once, kept in the store (so
+/// that servers sharing a database name actors alike), never shown.
+async fn privacy_salt(store: &storage::Store) -> Result<[u8; 32], storage::StoreError> {
+    let fresh: [u8; 32] = sotto_core::crypto::random_array()
+        .map_err(|_| storage::StoreError::Unavailable("no randomness".into()))?;
+    let stored = store.setting_or_insert("privacy_salt", &fresh).await?;
+    stored
+        .as_slice()
+        .try_into()
+        .map_err(|_| storage::StoreError::Corrupt)
 }
 
 /// Deletes expired data every [`SWEEP_INTERVAL`] (see [`storage::Maintenance::sweep`]).

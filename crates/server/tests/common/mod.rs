@@ -319,8 +319,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on `stored` (a new one, or one a stopped server left).
     pub async fn start_on(stored: Stored) -> Self {
+        let config = stored.config();
+        Self::start_with(stored, config).await
+    }
+
+    /// Starts a server on `stored` with `config` (which should be `stored.config()` with
+    /// changes).
+    pub async fn start_with(stored: Stored, config: Config) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let running = start(stored.config(), async {
+        let running = start(config, async {
             let _ = stopped.await;
         })
         .await
