@@ -20,7 +20,7 @@ use sotto_core::identity::{RootPublicKey, UserId};
 use crate::auth::Session;
 use crate::http::{now, Failure};
 use crate::state::AppState;
-use crate::storage::{DeviceRef, PoolStatus, StoreError};
+use crate::storage::{ClaimLimits, DeviceRef, PoolStatus, StoreError};
 
 /// Most KeyPackages in one upload.
 pub const MAX_UPLOAD: usize = 100;
@@ -30,6 +30,9 @@ pub const MAX_POOL: u64 = 200;
 pub const LOW_WATER: u64 = 10;
 /// Most claims one user may make for one target user per hour.
 pub const MAX_CLAIMS_PER_HOUR: u64 = 30;
+/// Claims of one user per hour, by anyone, after which only last-resort KeyPackages are
+/// served: a crowd of requesters cannot drain a pool, and can still reach its owner.
+pub const MAX_ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR: u64 = 100;
 /// Largest upload body (1 MiB: a KeyPackage is about 1.2 kB, 1.6 kB in base64).
 pub const MAX_UPLOAD_BODY: usize = 1 << 20;
 
@@ -139,8 +142,11 @@ pub async fn claim(
         .claim_key_packages(
             &requester.username,
             target.as_str(),
-            MAX_CLAIMS_PER_HOUR,
-            now.saturating_sub(3600),
+            ClaimLimits {
+                per_requester: MAX_CLAIMS_PER_HOUR,
+                one_time_per_target: MAX_ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR,
+                window_start: now.saturating_sub(3600),
+            },
             now,
         )
         .await?;

@@ -8,8 +8,10 @@ use common::*;
 use reqwest::StatusCode;
 use sotto_api::{ClaimedKeyPackages, ErrorCode, KeyPackagePool};
 use sotto_core::device::{expect_key_package, NewDevice};
-use sotto_server::key_packages::{LOW_WATER, MAX_CLAIMS_PER_HOUR, MAX_POOL};
-use sotto_server::storage::{DeviceRef, Store, StoreError};
+use sotto_server::key_packages::{
+    LOW_WATER, MAX_CLAIMS_PER_HOUR, MAX_ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR, MAX_POOL,
+};
+use sotto_server::storage::{ClaimLimits, DeviceRef, Store, StoreError};
 
 async fn claim(server: &TestServer, token: &str, user: &str) -> reqwest::Response {
     let url = server.url(&format!("/v1/accounts/{user}/key-packages/claim"));
@@ -276,6 +278,41 @@ async fn bob_with_pool(db: &Db, one_time: u8) -> (Stored, Store, DeviceRef) {
 
 const NOW: u64 = 1_800_000_000;
 
+fn limits() -> ClaimLimits {
+    ClaimLimits {
+        per_requester: MAX_CLAIMS_PER_HOUR,
+        one_time_per_target: MAX_ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR,
+        window_start: NOW - 3600,
+    }
+}
+
+/// Past the per-target allowance, claims by a crowd of requesters get only the
+/// last-resort KeyPackage: the pool is not drained, and the owner is still reachable.
+async fn a_crowd_of_requesters_cannot_drain_a_pool(db: Db) {
+    let (_stored, store, bob) = bob_with_pool(&db, 200).await;
+    let allowance = MAX_ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR;
+    for i in 0..allowance + 5 {
+        let claimed = store
+            .claim_key_packages(&format!("sybil{i}"), "bob", limits(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(claimed[0].last_resort, i >= allowance, "claim {i}");
+    }
+    let status = store.pool_status(&bob).await.unwrap();
+    assert_eq!(status.available, 200 - allowance);
+    assert!(status.last_resort_used);
+    // An hour later the allowance is fresh again.
+    let later = ClaimLimits {
+        window_start: NOW + 1,
+        ..limits()
+    };
+    let claimed = store
+        .claim_key_packages("friend", "bob", later, NOW + 3601)
+        .await
+        .unwrap();
+    assert!(!claimed[0].last_resort);
+}
+
 /// Forty requesters claim from one device's pool of 25 at once: each one-time KeyPackage
 /// goes to exactly one of them, the other 15 get the last-resort one.
 async fn many_concurrent_claims_never_serve_a_key_package_twice(db: Db) {
@@ -286,7 +323,7 @@ async fn many_concurrent_claims_never_serve_a_key_package_twice(db: Db) {
             tokio::spawn(async move {
                 let requester = format!("claimer{i}");
                 store
-                    .claim_key_packages(&requester, "bob", MAX_CLAIMS_PER_HOUR, NOW - 3600, NOW)
+                    .claim_key_packages(&requester, "bob", limits(), NOW)
                     .await
                     .unwrap()
             })
@@ -318,7 +355,7 @@ async fn the_claim_rate_limit_holds_under_concurrent_claims(db: Db) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .claim_key_packages("alice", "bob", MAX_CLAIMS_PER_HOUR, NOW - 3600, NOW)
+                    .claim_key_packages("alice", "bob", limits(), NOW)
                     .await
             })
         })
@@ -343,6 +380,7 @@ async fn the_claim_rate_limit_holds_under_concurrent_claims(db: Db) {
 }
 
 on_both_backends!(
+    a_crowd_of_requesters_cannot_drain_a_pool,
     many_concurrent_claims_never_serve_a_key_package_twice,
     the_claim_rate_limit_holds_under_concurrent_claims,
     concurrent_claims_never_share_a_one_time_key_package,

@@ -145,15 +145,16 @@ pub trait KeyPackages: Send + Sync {
     /// The pool of a device; reading it clears the last-resort notice.
     async fn pool_status(&self, device: &DeviceRef) -> Result<PoolStatus, StoreError>;
     /// Hands out one KeyPackage for each device of `target`: a one-time one, deleted in
-    /// the same transaction, or else the last-resort one (and its device is told).
-    /// [`StoreError::RateLimited`] if `requester` made `max_claims` claims for `target`
-    /// since `window_start`.
+    /// the same transaction, or else the last-resort one (and its device is told). Once
+    /// `target` has been claimed `limits.one_time_per_target` times since
+    /// `limits.window_start` (by anyone), only last-resort KeyPackages are served, so no
+    /// crowd of requesters can drain a pool. [`StoreError::RateLimited`] if `requester`
+    /// made `limits.per_requester` claims for `target` in the window.
     async fn claim_key_packages(
         &self,
         requester: &str,
         target: &str,
-        max_claims: u64,
-        window_start: u64,
+        limits: ClaimLimits,
         now: u64,
     ) -> Result<Vec<Claimed>, StoreError>;
 }

@@ -72,6 +72,18 @@ pub struct Claimed {
     pub last_resort: bool,
 }
 
+/// The rate limits of a KeyPackage claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Most claims one requester may make for one target in the window.
+    pub per_requester: u64,
+    /// Claims of one target (by anyone) in the window after which only last-resort
+    /// KeyPackages are served.
+    pub one_time_per_target: u64,
+    /// Start of the window (Unix seconds).
+    pub window_start: u64,
+}
+
 /// A device's view of its pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStatus {

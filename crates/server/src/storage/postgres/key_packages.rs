@@ -11,10 +11,12 @@
 use async_trait::async_trait;
 
 use super::{PostgresStore, Transaction};
-use crate::storage::{to_i64, to_u64, Claimed, DeviceRef, KeyPackages, PoolStatus, StoreError};
+use crate::storage::{
+    to_i64, to_u64, ClaimLimits, Claimed, DeviceRef, KeyPackages, PoolStatus, StoreError,
+};
 
-/// The first key of the advisory locks on (requester, target) pairs; the second is a
-/// hash of the pair. (Two-key advisory locks never collide with the one-key lock the
+/// The first key of the advisory locks on claimed users; the second is a hash of the
+/// user id. (Two-key advisory locks never collide with the one-key lock the
 /// migrations take.)
 const CLAIM_LOCK_CLASS: i32 = 0x534b_5043; // "SKPC"
 
@@ -100,21 +102,21 @@ async fn status(tx: &Transaction<'_>, device: &DeviceRef) -> Result<PoolStatus, 
 struct Claim<'a> {
     requester: &'a str,
     target: &'a str,
-    max_claims: u64,
-    window_start: u64,
+    limits: ClaimLimits,
     now: u64,
 }
 
 async fn claim(tx: &Transaction<'_>, c: &Claim<'_>) -> Result<Vec<Claimed>, StoreError> {
     let (requester, target) = (c.requester, c.target);
+    // Claims of one target are counted one at a time (both limits depend on them).
     tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3::text))",
-        &[&CLAIM_LOCK_CLASS, &requester, &target],
+        "SELECT pg_advisory_xact_lock($1, hashtext($2::text))",
+        &[&CLAIM_LOCK_CLASS, &target],
     )
     .await?;
     tx.execute(
-        "DELETE FROM claims WHERE requester = $1 AND target = $2 AND at < $3",
-        &[&requester, &target, &to_i64(c.window_start)],
+        "DELETE FROM claims WHERE target = $1 AND at < $2",
+        &[&target, &to_i64(c.limits.window_start)],
     )
     .await?;
     let recent: i64 = tx
@@ -124,9 +126,14 @@ async fn claim(tx: &Transaction<'_>, c: &Claim<'_>) -> Result<Vec<Claimed>, Stor
         )
         .await?
         .try_get(0)?;
-    if to_u64(recent) >= c.max_claims {
+    if to_u64(recent) >= c.limits.per_requester {
         return Err(StoreError::RateLimited);
     }
+    let crowded: i64 = tx
+        .query_one("SELECT COUNT(*) FROM claims WHERE target = $1", &[&target])
+        .await?
+        .try_get(0)?;
+    let crowded = to_u64(crowded) >= c.limits.one_time_per_target;
     tx.execute(
         "INSERT INTO claims (requester, target, at) VALUES ($1, $2, $3)",
         &[&requester, &target, &to_i64(c.now)],
@@ -141,8 +148,10 @@ async fn claim(tx: &Transaction<'_>, c: &Claim<'_>) -> Result<Vec<Claimed>, Stor
     let mut out = Vec::with_capacity(devices.len());
     for row in devices {
         let device_id: Vec<u8> = row.try_get(0)?;
-        let one_time = tx
-            .query_opt(
+        let one_time = if crowded {
+            None
+        } else {
+            tx.query_opt(
                 "DELETE FROM key_packages WHERE id = (
                      SELECT id FROM key_packages
                      WHERE username = $1 AND device_id = $2 AND NOT last_resort
@@ -150,7 +159,8 @@ async fn claim(tx: &Transaction<'_>, c: &Claim<'_>) -> Result<Vec<Claimed>, Stor
                  RETURNING key_package",
                 &[&target, &device_id],
             )
-            .await?;
+            .await?
+        };
         let (key_package, last_resort) = match one_time {
             Some(row) => (row.try_get(0)?, false),
             None => {
@@ -213,15 +223,13 @@ impl KeyPackages for PostgresStore {
         &self,
         requester: &str,
         target: &str,
-        max_claims: u64,
-        window_start: u64,
+        limits: ClaimLimits,
         now: u64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let request = Claim {
             requester,
             target,
-            max_claims,
-            window_start,
+            limits,
             now,
         };
         self.transact(&request, |tx, c| Box::pin(claim(tx, c)))

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
-use crate::storage::{to_i64, Claimed, DeviceRef, KeyPackages, PoolStatus, StoreError};
+use crate::storage::{
+    to_i64, ClaimLimits, Claimed, DeviceRef, KeyPackages, PoolStatus, StoreError,
+};
 
 fn add(
     conn: &mut Connection,
@@ -73,20 +75,27 @@ fn claim(
     conn: &mut Connection,
     requester: &str,
     target: &str,
-    max_claims: u64,
-    window_start: u64,
+    limits: ClaimLimits,
     now: u64,
 ) -> Result<Vec<Claimed>, StoreError> {
     let tx = conn.transaction()?;
-    tx.execute("DELETE FROM claims WHERE at < ?1", [to_i64(window_start)])?;
+    tx.execute(
+        "DELETE FROM claims WHERE at < ?1",
+        [to_i64(limits.window_start)],
+    )?;
     let recent: u64 = tx.query_row(
         "SELECT COUNT(*) FROM claims WHERE requester = ?1 AND target = ?2",
         params![requester, target],
         |row| row.get(0),
     )?;
-    if recent >= max_claims {
+    if recent >= limits.per_requester {
         return Err(StoreError::RateLimited);
     }
+    let crowded = tx.query_row(
+        "SELECT COUNT(*) FROM claims WHERE target = ?1",
+        [target],
+        |row| row.get::<_, u64>(0),
+    )? >= limits.one_time_per_target;
     tx.execute(
         "INSERT INTO claims (requester, target, at) VALUES (?1, ?2, ?3)",
         params![requester, target, to_i64(now)],
@@ -100,8 +109,9 @@ fn claim(
         let pick = tx
             .query_row(
                 "SELECT id, key_package, last_resort FROM key_packages
-                 WHERE username = ?1 AND device_id = ?2 ORDER BY last_resort, id LIMIT 1",
-                params![target, device_id],
+                 WHERE username = ?1 AND device_id = ?2 AND last_resort >= ?3
+                 ORDER BY last_resort, id LIMIT 1",
+                params![target, device_id, crowded],
                 |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
@@ -157,12 +167,11 @@ impl KeyPackages for SqliteStore {
         &self,
         requester: &str,
         target: &str,
-        max_claims: u64,
-        window_start: u64,
+        limits: ClaimLimits,
         now: u64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let (requester, target) = (requester.to_owned(), target.to_owned());
-        self.run(move |c| claim(c, &requester, &target, max_claims, window_start, now))
+        self.run(move |c| claim(c, &requester, &target, limits, now))
             .await
     }
 }
