@@ -124,6 +124,7 @@ pub async fn send(
         check_registered(&state, w_to).await?;
     }
     let actor = state.actor(&sender.username);
+    let has_welcome = welcome.is_some();
     // Whose mailboxes grow: their live connections are woken once the append is stored.
     let mut woken: Vec<DeviceRef> = to.iter().chain(&removed).cloned().collect();
     if let Some((_, w_to)) = &welcome {
@@ -161,6 +162,21 @@ pub async fn send(
     if let Appended::New(_) = outcome {
         for device in &woken {
             state.hub.notify(device);
+        }
+        let kind = match kind {
+            Kind::Commit => "commit",
+            _ => "application",
+        };
+        let count = |kind| {
+            state
+                .metrics
+                .messages
+                .get_or_create(&vec![("kind", kind)])
+                .inc()
+        };
+        count(kind);
+        if has_welcome {
+            count("welcome");
         }
     }
     tracing::info!(event = "message_sent", "message accepted");

@@ -36,9 +36,46 @@ async fn metrics_count_routes_without_naming_users(db: Db) {
         r#"sotto_http_requests_total{route="/v1/accounts/{username}",method="GET",status="404"} 1"#
     ));
     assert!(text.contains("sotto_http_request_duration_seconds_bucket"));
+    assert!(text.contains("sotto_live_connections 0"));
     for private in ["alice", "zed", "127.0.0.1", token.as_str()] {
         assert!(!text.contains(private), "{private} in metrics");
     }
 }
 
-on_both_backends!(metrics_count_routes_without_naming_users);
+async fn accepted_messages_are_counted_by_kind(db: Db) {
+    let server = TestServer::start(db.clone()).await;
+    let (alice, bob) = (person(&server, "alice").await, person(&server, "bob").await);
+    let (mut ca, _cb) = conversation(&server, &alice, &bob).await;
+    let (_, ciphertext) = ca.send_text("hi", 600, false, NOW_MS).unwrap();
+    let body = to(ciphertext, &[&bob]);
+    assert_eq!(
+        post(&server, &alice, ca.id(), &body).await.status(),
+        StatusCode::CREATED
+    );
+    // A resend of the same message is not counted again.
+    assert_eq!(
+        post(&server, &alice, ca.id(), &body).await.status(),
+        StatusCode::OK
+    );
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"sotto_messages_accepted_total{kind="commit"} 1"#,
+        r#"sotto_messages_accepted_total{kind="welcome"} 1"#,
+        r#"sotto_messages_accepted_total{kind="application"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing in {text}");
+    }
+}
+
+on_both_backends!(
+    metrics_count_routes_without_naming_users,
+    accepted_messages_are_counted_by_kind,
+);
