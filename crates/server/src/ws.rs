@@ -139,9 +139,26 @@ struct Connection {
 
 type Outbound = mpsc::Sender<Message>;
 
+/// Counts a connection in the live-connections gauge for as long as it lives.
+struct Counted(prometheus_client::metrics::gauge::Gauge);
+
+impl Counted {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 impl Connection {
     async fn run(mut self, socket: WebSocket) {
         tracing::debug!(event = "ws_open", "live connection opened");
+        let _counted = Counted::new(&self.state.metrics.live_connections);
         let (sink, mut stream) = socket.split();
         let (outbound, queue) = mpsc::channel(OUTBOUND_FRAMES);
         let mut writer = tokio::spawn(write(sink, queue));

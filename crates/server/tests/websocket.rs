@@ -171,6 +171,18 @@ async fn a_message_posted_over_http_arrives_on_the_open_socket(db: Db) {
     assert_eq!(read(&mut cb, &second), "live two");
     // Nothing came twice.
     assert!(sync(&mut socket).await.is_empty());
+    // The open socket is counted (by no label but the metric's name).
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(metrics
+        .text()
+        .await
+        .unwrap()
+        .contains("sotto_live_connections 1"));
 }
 
 async fn the_backlog_arrives_first_and_in_order_then_live_messages(db: Db) {
