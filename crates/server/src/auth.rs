@@ -230,6 +230,9 @@ pub async fn revoke(
         })?;
     // Its live connections wake, find the session gone, and close.
     state.hub.notify(&device);
+    if let Err(e) = state.store.announce(std::slice::from_ref(&device)).await {
+        tracing::warn!(error = %e, "wake-up announcement failed");
+    }
     tracing::info!(event = "device_revoked", "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

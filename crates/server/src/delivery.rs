@@ -163,6 +163,10 @@ pub async fn send(
         for device in &woken {
             state.hub.notify(device);
         }
+        // Other processes on the same database wake theirs; a failure only delays them.
+        if let Err(e) = state.store.announce(&woken).await {
+            tracing::warn!(error = %e, "wake-up announcement failed");
+        }
         let kind = match kind {
             Kind::Commit => "commit",
             _ => "application",

@@ -124,6 +124,14 @@ impl Hub {
         }
     }
 
+    /// Wakes every live connection (after wake-ups from other processes may have been
+    /// missed).
+    pub fn notify_all(&self) {
+        for entry in self.devices().values() {
+            entry.wake.send_replace(());
+        }
+    }
+
     /// How many devices have live connections.
     pub fn devices_connected(&self) -> usize {
         self.devices().len()

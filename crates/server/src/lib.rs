@@ -245,6 +245,18 @@ pub async fn start(
         config.retention_secs,
         std::sync::Arc::clone(&state.metrics),
     ));
+    // Wake-ups announced by other server processes on the same database.
+    if let Some(mut wakeups) = state.store.wakeups().await {
+        let hub = state.hub.clone();
+        tokio::spawn(async move {
+            while let Some(wakeup) = wakeups.recv().await {
+                match wakeup {
+                    storage::Wakeup::Device(device) => hub.notify(&device),
+                    storage::Wakeup::All => hub.notify_all(),
+                }
+            }
+        });
+    }
     // Live connections are closed first: graceful HTTP shutdown does not wait for them.
     let shutdown = state.hub.close_after(shutdown);
     let app = http::router(state);

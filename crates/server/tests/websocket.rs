@@ -418,7 +418,25 @@ async fn a_device_revoked_while_connected_loses_its_socket(db: Db) {
     assert!(sync(&mut socket).await.is_empty());
 }
 
+/// Two server processes on one PostgreSQL database: a message accepted by one reaches a
+/// socket held open on the other, woken through the database, not by polling.
+async fn a_message_sent_through_another_server_wakes_the_socket(db: Db) {
+    if matches!(db, Db::Sqlite) {
+        return; // one SQLite database belongs to one process
+    }
+    let server = TestServer::start(db.clone()).await;
+    let other = TestServer::start_on(server.stored.alias()).await;
+    let (alice, bob, mut ca, mut cb) = pair(&server).await;
+    let mut socket = subscribed(&server, &bob, 0).await;
+    assert!(sync(&mut socket).await.is_empty());
+    say(&other, &alice, &bob, &mut ca, "through the other one").await;
+    let message = next_message(&mut socket).await;
+    assert_eq!(read(&mut cb, &message), "through the other one");
+    other.stop().await;
+}
+
 on_both_backends!(
+    a_message_sent_through_another_server_wakes_the_socket,
     a_message_posted_over_http_arrives_on_the_open_socket,
     the_backlog_arrives_first_and_in_order_then_live_messages,
     acknowledging_over_the_socket_deletes_the_ciphertext,

@@ -199,6 +199,28 @@ pub trait Maintenance: Send + Sync {
     async fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError>;
 }
 
+/// What wakes live connections: a device whose mailbox may have grown, or everyone
+/// (after wake-ups may have been missed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wakeup {
+    /// This device.
+    Device(DeviceRef),
+    /// Every connected device.
+    All,
+}
+
+/// Wake-ups across server processes sharing one database. Within one process the
+/// [`crate::hub::Hub`] wakes connections directly; a back-end that several processes can
+/// share also carries wake-ups between them.
+#[async_trait]
+pub trait Wakeups: Send + Sync {
+    /// Tells the other processes on this database that these devices' mailboxes grew.
+    async fn announce(&self, devices: &[DeviceRef]) -> Result<(), StoreError>;
+    /// Wake-ups announced by any process, for as long as the server runs; `None` if the
+    /// back-end serves one process only.
+    async fn wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Wakeup>>;
+}
+
 /// Everything the server stores, on either back-end.
 pub trait Storage:
     Accounts
@@ -210,6 +232,7 @@ pub trait Storage:
     + Settings
     + Discovery
     + Attachments
+    + Wakeups
 {
 }
 
@@ -223,6 +246,7 @@ impl<T> Storage for T where
         + Settings
         + Discovery
         + Attachments
+        + Wakeups
 {
 }
 

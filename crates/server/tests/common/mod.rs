@@ -74,6 +74,8 @@ pub struct Stored {
     pub dir: PathBuf,
     /// `(admin URL, schema)` on PostgreSQL.
     pg: Option<(String, String)>,
+    /// An alias of another `Stored`, which alone cleans up.
+    alias: bool,
 }
 
 fn random_name() -> String {
@@ -101,7 +103,20 @@ impl Stored {
                 Some((url.clone(), schema))
             }
         };
-        Self { dir, pg }
+        Self {
+            dir,
+            pg,
+            alias: false,
+        }
+    }
+
+    /// The same store, for a second server; dropping the alias removes nothing.
+    pub fn alias(&self) -> Stored {
+        Stored {
+            dir: self.dir.clone(),
+            pg: self.pg.clone(),
+            alias: true,
+        }
     }
 
     /// The server configuration for this store.
@@ -263,6 +278,9 @@ impl Stored {
 
 impl Drop for Stored {
     fn drop(&mut self) {
+        if self.alias {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some((url, schema)) = self.pg.take() {
             // Drop runs inside the test's runtime: clean up on a thread of its own.

@@ -31,6 +31,7 @@ mod accounts;
 mod delivery;
 mod directory;
 mod key_packages;
+mod wakeups;
 
 /// The transaction type the back-end's statements run in.
 type Transaction<'a> = deadpool_postgres::Transaction<'a>;
@@ -197,6 +198,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open the dedicated connection that listens for wake-ups.
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -234,7 +237,7 @@ impl PostgresStore {
             config.application_name("sotto-server");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -248,7 +251,7 @@ impl PostgresStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, config };
         store.migrate().await?;
         Ok(store)
     }

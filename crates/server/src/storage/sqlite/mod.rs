@@ -198,6 +198,18 @@ impl SqliteStore {
     }
 }
 
+/// One process owns a SQLite database: the hub's direct wake-ups are all there is.
+#[async_trait]
+impl super::Wakeups for SqliteStore {
+    async fn announce(&self, _devices: &[super::DeviceRef]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<super::Wakeup>> {
+        None
+    }
+}
+
 #[async_trait]
 impl Events for SqliteStore {
     async fn events(&self) -> Result<Vec<EventRow>, StoreError> {
