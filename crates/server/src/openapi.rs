@@ -34,7 +34,7 @@ pub const SESSION_SCHEME: &str = "session";
 /// (`Authorization: Capability <token>`).
 pub const CAPABILITY_SCHEME: &str = "capability";
 
-/// The OpenAPI document: `ApiDoc::openapi()`, or [`document`].
+/// The OpenAPI document as utoipa derives it; [`document`] is what is served.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -129,13 +129,41 @@ impl Modify for Additions {
     }
 }
 
-/// The document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document, as served.
+///
+/// utoipa names the formats of unsigned integers `u-int32` and `u-int64` (its kebab-case
+/// spelling of `UInt32`); they are renamed to the registered formats `uint32` and `uint64`
+/// here. (Without unsigned formats, `u32` and `u64` would be described as the signed `int32`
+/// and `int64`, whose maxima the server exceeds.)
+pub fn document() -> Result<serde_json::Value, serde_json::Error> {
+    let mut json = serde_json::to_value(ApiDoc::openapi())?;
+    registered_formats(&mut json);
+    Ok(json)
+}
+
+/// Renames every `"format": "u-intN"` in `value` to `"uintN"`.
+fn registered_formats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(format) if key == "format" => {
+                        if let Some(bits) = format.strip_prefix("u-int") {
+                            *format = format!("uint{bits}");
+                        }
+                    }
+                    other => registered_formats(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(registered_formats),
+        _ => {}
+    }
 }
 
 /// The document as JSON, made once.
-static JSON: LazyLock<Option<String>> = LazyLock::new(|| document().to_json().ok());
+static JSON: LazyLock<Option<String>> =
+    LazyLock::new(|| document().and_then(|d| serde_json::to_string(&d)).ok());
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
@@ -710,5 +738,8 @@ mod tests {
         assert_eq!(bytes["type"], "string");
         assert_eq!(bytes["format"], "byte");
         assert_eq!(bytes["contentEncoding"], "base64");
+        let ack = &json["components"]["schemas"]["Ack"]["properties"]["cursors"]["items"];
+        assert_eq!(ack["format"], "uint64");
+        assert!(!JSON.as_deref().unwrap().contains("u-int"));
     }
 }

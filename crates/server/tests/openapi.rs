@@ -72,6 +72,24 @@ fn concrete(path: &str) -> String {
         .join("/")
 }
 
+/// Every value of a `format` keyword in `value`.
+fn formats(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("format", Value::String(f)) => {
+                        out.insert(f.clone());
+                    }
+                    _ => formats(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| formats(v, out)),
+        _ => {}
+    }
+}
+
 /// Every `$ref` string in `value`.
 fn refs(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -123,6 +141,17 @@ async fn document_is_openapi_3_1_and_self_consistent() {
     let bytes = &doc["components"]["schemas"]["Bytes"];
     assert_eq!(bytes["type"], "string");
     assert_eq!(bytes["contentEncoding"], "base64");
+
+    // Only formats of the OpenAPI format registry (utoipa's own spelling of unsigned
+    // integers, `u-int64`, is not one).
+    let mut used = BTreeSet::new();
+    formats(&doc, &mut used);
+    for format in &used {
+        assert!(
+            ["byte", "binary", "int32", "int64", "uint32", "uint64"].contains(&format.as_str()),
+            "unregistered format {format}"
+        );
+    }
 
     // Every reference resolves.
     let mut all = Vec::new();
