@@ -5,7 +5,7 @@
 //! attributes included), so a field cannot change without the document changing too. The
 //! operations — method, path, parameters, request body, every status a handler can answer
 //! and its security scheme — are described here, one documentation-only function per
-//! operation in [`operations`], so that the handler modules stay free of annotations.
+//! operation in `operations`, so that the handler modules stay free of annotations.
 //!
 //! The document cannot drift from the router unnoticed: `tests/openapi.rs` starts a server,
 //! sends a request for every documented operation (each must reach a handler, not the "no
