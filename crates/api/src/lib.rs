@@ -8,6 +8,10 @@
 //!
 //! The server only ever sees what these types carry: public keys, certificates, and
 //! (later) ciphertext and sealed backups — never a secret key or plaintext.
+//!
+//! With the `openapi` feature every type implements `utoipa::ToSchema` (serde attributes
+//! included), and [`Bytes`] is described as a base64 string: the server's OpenAPI document
+//! (`GET /openapi.json`) is made from these very types.
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -50,11 +54,41 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// Standard, padded base64 (RFC 4648, section 4), as a regular expression: what a [`Bytes`]
+/// field must match.
+#[cfg(feature = "openapi")]
+const BASE64_PATTERN: &str = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Bytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Byte)))
+            .content_encoding("base64")
+            .pattern(Some(BASE64_PATTERN))
+            .description(Some(
+                "Binary data in standard, padded base64 (RFC 4648, section 4).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Bytes {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Bytes")
+    }
+}
+
 /// `POST /v1/accounts`: register a user id with the user's root public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAccount {
     /// The user id (see `sotto_core::identity::UserId`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The root public key (uncompressed P-521 point).
     pub root_public_key: Bytes,
@@ -64,6 +98,7 @@ pub struct RegisterAccount {
 /// accepts it only if it verifies under the account's root key, so only the holder of
 /// that key can add a device; publishing the same certificate again changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     /// The encoded device certificate.
@@ -75,6 +110,7 @@ pub struct RegisterDevice {
 /// key (`sotto_core::identity::revocation_message`) when no device is at hand. The device
 /// id can never be registered again; its sessions, KeyPackages and mail are deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeDevice {
     /// The root key's signature, when the request has no session of the user.
@@ -84,8 +120,10 @@ pub struct RevokeDevice {
 
 /// One published device of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInfo {
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
     /// The encoded device certificate; clients verify it themselves.
     pub certificate: Bytes,
@@ -93,8 +131,10 @@ pub struct DeviceInfo {
 
 /// `GET /v1/accounts/{username}`: an account's public identity and its devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// The user id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The root public key; clients pin it and compare safety numbers.
     pub root_public_key: Bytes,
@@ -104,16 +144,20 @@ pub struct Account {
 
 /// `POST /v1/auth/challenge`: ask for a challenge to sign with a device's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// The user id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
 }
 
 /// A fresh challenge: sign it within its lifetime, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Challenge {
     /// 32 random bytes.
     pub challenge: Bytes,
@@ -123,11 +167,14 @@ pub struct Challenge {
 
 /// `POST /v1/auth/session`: answer a challenge and receive a session token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     /// The user id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
     /// The challenge being answered.
     pub challenge: Bytes,
@@ -137,8 +184,10 @@ pub struct SessionRequest {
 
 /// A session: send `Authorization: Bearer <token>` with authenticated requests.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The bearer token (secret; the server keeps only its hash).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{43}$"))]
     pub token: String,
     /// When it expires, seconds since the Unix epoch.
     pub expires_at: u64,
@@ -155,16 +204,20 @@ impl core::fmt::Debug for Session {
 
 /// `GET /v1/me`: who the session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     /// The user id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
 }
 
 /// `POST /v1/key-packages` (authenticated): publish one-time KeyPackages of the session's
 /// device, and optionally replace its last-resort KeyPackage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UploadKeyPackages {
     /// One-time KeyPackages (MLS messages), each served at most once.
@@ -176,6 +229,7 @@ pub struct UploadKeyPackages {
 
 /// `GET /v1/key-packages` (authenticated): the session device's pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyPackagePool {
     /// One-time KeyPackages left.
     pub available: u64,
@@ -190,8 +244,10 @@ pub struct KeyPackagePool {
 
 /// One KeyPackage handed out for a device of the target user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedKeyPackage {
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
     /// The KeyPackage; the claimer checks it (`sotto_core::device::expect_key_package`).
     pub key_package: Bytes,
@@ -202,6 +258,7 @@ pub struct ClaimedKeyPackage {
 /// `POST /v1/accounts/{username}/key-packages/claim` (authenticated): one KeyPackage per
 /// device of the user that has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedKeyPackages {
     /// The KeyPackages, ordered by device id.
     pub key_packages: Vec<ClaimedKeyPackage>,
@@ -209,16 +266,20 @@ pub struct ClaimedKeyPackages {
 
 /// A device, as addressed in deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceAddress {
     /// The user id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub username: String,
     /// The device id, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
 }
 
 /// A Welcome to deliver with a commit that adds devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WelcomeDelivery {
     /// The MLS Welcome message.
@@ -232,9 +293,11 @@ pub struct WelcomeDelivery {
 /// message's kind and epoch from its MLS header; a commit is accepted only for the
 /// conversation's current epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// A random 16-byte id, lower-case hex; sending the same id again is harmless.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub message_id: String,
     /// The MLS message (a `PrivateMessage`).
     pub payload: Bytes,
@@ -251,6 +314,7 @@ pub struct SendMessage {
 
 /// The answer to [`SendMessage`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sent {
     /// The message's position in the conversation's log.
     pub seq: u64,
@@ -260,6 +324,7 @@ pub struct Sent {
 
 /// What an inbox entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// An application message (or a proposal).
@@ -272,10 +337,12 @@ pub enum MessageKind {
 
 /// One undelivered message of the session's device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxMessage {
     /// Its position in this device's mailbox: fetch after it, acknowledge it.
     pub cursor: u64,
     /// The conversation, lower-case hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[0-9a-f]{2}){1,64}$"))]
     pub conversation: String,
     /// Its position in the conversation's log.
     pub seq: u64,
@@ -287,6 +354,7 @@ pub struct InboxMessage {
 
 /// `GET /v1/inbox?after=<cursor>&limit=<n>` (authenticated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Inbox {
     /// Messages in mailbox order.
     pub messages: Vec<InboxMessage>,
@@ -294,6 +362,7 @@ pub struct Inbox {
 
 /// `POST /v1/inbox/ack` (authenticated): these messages were processed and may be deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     /// Cursors of processed messages.
@@ -309,6 +378,7 @@ pub const WS_PATH: &str = "/v1/ws";
 /// The client subscribes once, then acknowledges what it processed. Frames are handled in
 /// order: when the server answers a WebSocket ping, every earlier frame has been handled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// `{"type":"subscribe","after":<cursor>}`: stream every mailbox entry after this
@@ -328,6 +398,7 @@ pub enum ClientFrame {
 
 /// A JSON text frame from the server on `GET /v1/ws`, tagged by `"type"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// `{"type":"message", "cursor", "conversation", "seq", "kind", "payload"}`: one
@@ -340,6 +411,7 @@ pub enum ServerFrame {
 
 /// What kind of error a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed or invalid.
@@ -362,6 +434,7 @@ pub enum ErrorCode {
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// Machine-readable kind.
     pub error: ErrorCode,
@@ -371,6 +444,7 @@ pub struct ApiError {
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `"ok"` when the server and its database answer.
     pub status: String,

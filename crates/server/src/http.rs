@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
             get(crate::attachments::download).delete(crate::attachments::delete),
         )
         .route("/metrics", get(crate::metrics::serve))
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route(sotto_api::WS_PATH, get(crate::ws::connect))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(|| async { Failure::not_found("route") })

@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod key_packages;
 pub mod metrics;
+pub mod openapi;
 pub mod state;
 pub mod storage;
 pub mod tls;
