@@ -1,9 +1,9 @@
 //! # sotto-server
 //!
 //! The service Sotto clients talk to: it publishes accounts' root public keys and device
-//! certificates, and (as issue 3 proceeds) relays ciphertext, serves KeyPackages and keeps
-//! sealed backups. It is never a member of a conversation and never holds a secret key or
-//! plaintext.
+//! certificates, relays ciphertext, serves KeyPackages, and keeps sealed root-key backups
+//! that it releases only after an OPAQUE password login ([`passwords`]). It is never a
+//! member of a conversation and never holds a user's secret key, password or plaintext.
 //!
 //! [`start`] opens the store — the data directory's SQLite database, or PostgreSQL when a
 //! database URL is given — and serves the HTTP API until the shutdown future completes,
@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod key_packages;
 pub mod metrics;
+pub mod passwords;
 pub mod state;
 pub mod storage;
 pub mod tls;
@@ -137,6 +138,9 @@ pub enum StartError {
         /// The reason.
         source: storage::StoreError,
     },
+    /// The server's OPAQUE key could not be loaded from the database or created.
+    #[error("cannot load the password-login key: {0}")]
+    PasswordKey(#[from] passwords::SetupError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -216,6 +220,7 @@ pub async fn start(
             backend: backend.clone(),
             source,
         })?;
+    let password_keys = passwords::ServerKeys::load(&store).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -226,7 +231,7 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    let mut state = state::AppState::new(store.clone(), None);
+    let mut state = state::AppState::new(store.clone(), password_keys, None);
     state.retention_secs = config.retention_secs;
     tokio::spawn(sweeper(
         store,
