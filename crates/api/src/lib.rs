@@ -6,8 +6,9 @@
 //! Binary fields (keys, certificates, ciphertext) travel as standard, padded base64
 //! ([`Bytes`]). Every route is under `/v1`.
 //!
-//! The server only ever sees what these types carry: public keys, certificates, and
-//! (later) ciphertext and sealed backups — never a secret key or plaintext.
+//! The server only ever sees what these types carry: public keys, certificates,
+//! ciphertext, OPAQUE messages and sealed backups — never a password, a secret key or
+//! plaintext.
 //!
 //! With the `openapi` feature every type implements `utoipa::ToSchema` (serde attributes
 //! included), and [`Bytes`] is described as a base64 string: the server's OpenAPI document
@@ -17,7 +18,9 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod directory;
+mod passwords;
 pub use directory::*;
+pub use passwords::*;
 
 /// Path prefix of this version of the API.
 pub const API_PREFIX: &str = "/v1";

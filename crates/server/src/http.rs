@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/attachments/{id}",
             get(crate::attachments::download).delete(crate::attachments::delete),
         )
+        .merge(crate::passwords::routes())
         .route("/metrics", get(crate::metrics::serve))
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route(sotto_api::WS_PATH, get(crate::ws::connect))

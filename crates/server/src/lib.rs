@@ -1,9 +1,9 @@
 //! # sotto-server
 //!
 //! The service Sotto clients talk to: it publishes accounts' root public keys and device
-//! certificates, and (as issue 3 proceeds) relays ciphertext, serves KeyPackages and keeps
-//! sealed backups. It is never a member of a conversation and never holds a secret key or
-//! plaintext.
+//! certificates, relays ciphertext, serves KeyPackages, and keeps sealed root-key backups
+//! that it releases only after an OPAQUE password login ([`passwords`]). It is never a
+//! member of a conversation and never holds a user's secret key, password or plaintext.
 //!
 //! [`start`] opens the store — the data directory's SQLite database, or PostgreSQL when a
 //! database URL is given — and serves the HTTP API until the shutdown future completes,
@@ -25,6 +25,7 @@ pub mod hub;
 pub mod key_packages;
 pub mod metrics;
 pub mod openapi;
+pub mod passwords;
 pub mod state;
 pub mod storage;
 pub mod tls;
@@ -138,6 +139,9 @@ pub enum StartError {
         /// The reason.
         source: storage::StoreError,
     },
+    /// The server's OPAQUE key could not be loaded from the database or created.
+    #[error("cannot load the password-login key: {0}")]
+    PasswordKey(#[from] passwords::SetupError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -217,6 +221,7 @@ pub async fn start(
             backend: backend.clone(),
             source,
         })?;
+    let password_keys = passwords::ServerKeys::load(&store).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -239,7 +244,7 @@ pub async fn start(
     } else {
         None
     };
-    let mut state = state::AppState::new(store.clone(), privacy_salt);
+    let mut state = state::AppState::new(store.clone(), password_keys, privacy_salt);
     state.retention_secs = config.retention_secs;
     tokio::spawn(sweeper(
         store,
@@ -295,6 +300,24 @@ async fn privacy_salt(store: &storage::Store) -> Result<[u8; 32], storage::Store
         .map_err(|_| storage::StoreError::Corrupt)
 }
 
+/// Targets whose logs are kept at `info` or quieter whatever the filter says:
+/// `tokio_postgres` writes every statement's parameters at `debug`, and those include
+/// OPAQUE records, sealed backups, login states and the server's OPAQUE key.
+pub const QUIET_LOG_TARGETS: &[&str] = &["tokio_postgres"];
+
+/// The log filter for `spec` (`tracing_subscriber::EnvFilter` syntax; an invalid one
+/// falls back to [`config::DEFAULT_LOG`]), with [`QUIET_LOG_TARGETS`] capped at `info`.
+pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config::DEFAULT_LOG));
+    for target in QUIET_LOG_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Deletes expired data every [`SWEEP_INTERVAL`] (see [`storage::Maintenance::sweep`]).
 async fn sweeper(
     store: storage::Store,
@@ -320,6 +343,18 @@ async fn sweeper(
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_log_filter_keeps_database_parameters_out() {
+        for spec in ["trace", "debug,tokio_postgres=trace", "not a filter ="] {
+            let shown = super::log_filter(spec).to_string();
+            assert!(shown.contains("tokio_postgres=info"), "{spec}: {shown}");
+            assert!(!shown.contains("tokio_postgres=trace"), "{spec}: {shown}");
         }
     }
 }

@@ -19,8 +19,7 @@ async fn main() -> ExitCode {
         }
     };
     // `load` has checked the filter; the fallback is never used.
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config::DEFAULT_LOG));
+    let filter = sotto_server::log_filter(&settings.log);
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let server = settings.server;

@@ -77,6 +77,11 @@ pub const CAPABILITY_SCHEME: &str = "capability";
         operations::upload_attachment,
         operations::download_attachment,
         operations::delete_attachment,
+        operations::password_register_start,
+        operations::password_register_finish,
+        operations::put_backup,
+        operations::password_login_start,
+        operations::password_login_finish,
     ),
     components(schemas(sotto_api::ClientFrame, sotto_api::ServerFrame, sotto_api::ErrorCode)),
     modifiers(&Additions),
@@ -88,6 +93,7 @@ pub const CAPABILITY_SCHEME: &str = "capability";
         (name = "delivery", description = "Sending MLS messages, the inbox, live delivery"),
         (name = "discovery", description = "Opt-in contact discovery by salted hashes"),
         (name = "attachments", description = "Encrypted blobs fetched by capability"),
+        (name = "passwords", description = "OPAQUE password login and the sealed root-key backup"),
     )
 )]
 pub struct ApiDoc;
@@ -717,6 +723,104 @@ mod operations {
         )
     )]
     fn delete_attachment() {}
+
+    /// Start registering (or replacing) the account's OPAQUE password record.
+    ///
+    /// Only a device of the account itself may; the request is the 32-byte OPAQUE
+    /// registration request.
+    #[utoipa::path(
+        post,
+        path = "/v1/password/register/start",
+        operation_id = "password_register_start",
+        tag = "passwords",
+        request_body = PasswordRegistrationStart,
+        security(("session" = [])),
+        responses(
+            (status = 200, description = "The OPAQUE registration response", body = PasswordRegistrationResponse),
+            (status = 400, description = "Malformed body or OPAQUE message", body = ApiError),
+            (status = 401, description = "No valid session", body = ApiError),
+            (status = 403, description = "The username is not the session's user", body = ApiError),
+            (status = 413, description = "Body over 8 KiB", body = ApiError),
+            (status = 500, description = "Storage failure", body = ApiError),
+        )
+    )]
+    fn password_register_start() {}
+
+    /// Finish registering: store the OPAQUE record and the sealed root-key backup.
+    #[utoipa::path(
+        post,
+        path = "/v1/password/register/finish",
+        operation_id = "password_register_finish",
+        tag = "passwords",
+        request_body = PasswordRegistrationFinish,
+        security(("session" = [])),
+        responses(
+            (status = 204, description = "Stored (replacing any earlier record and backup)"),
+            (status = 400, description = "Malformed body, upload or backup", body = ApiError),
+            (status = 401, description = "No valid session", body = ApiError),
+            (status = 403, description = "The username is not the session's user", body = ApiError),
+            (status = 413, description = "Body over 8 KiB", body = ApiError),
+            (status = 500, description = "Storage failure", body = ApiError),
+        )
+    )]
+    fn password_register_finish() {}
+
+    /// Replace the sealed root-key backup alone.
+    #[utoipa::path(
+        put,
+        path = "/v1/backup",
+        operation_id = "put_backup",
+        tag = "passwords",
+        request_body = PutBackup,
+        security(("session" = [])),
+        responses(
+            (status = 204, description = "Replaced"),
+            (status = 400, description = "Malformed body or backup", body = ApiError),
+            (status = 401, description = "No valid session", body = ApiError),
+            (status = 404, description = "The account has no password", body = ApiError),
+            (status = 413, description = "Body over 8 KiB", body = ApiError),
+            (status = 500, description = "Storage failure", body = ApiError),
+        )
+    )]
+    fn put_backup() {}
+
+    /// Start a password login (OPAQUE credential request).
+    ///
+    /// Unknown users get an answer of the same status and size. Every start counts against
+    /// the username's lockout.
+    #[utoipa::path(
+        post,
+        path = "/v1/password/login/start",
+        operation_id = "password_login_start",
+        tag = "passwords",
+        request_body = PasswordLoginStart,
+        responses(
+            (status = 200, description = "The login id and OPAQUE credential response", body = PasswordLoginStarted),
+            (status = 400, description = "Malformed body, user id or OPAQUE message", body = ApiError),
+            (status = 413, description = "Body over 8 KiB", body = ApiError),
+            (status = 429, description = "Password login for this username is locked", body = ApiError),
+            (status = 500, description = "Storage failure", body = ApiError),
+        )
+    )]
+    fn password_login_start() {}
+
+    /// Finish a password login: the sealed root-key backup if the finalization proves the
+    /// password.
+    #[utoipa::path(
+        post,
+        path = "/v1/password/login/finish",
+        operation_id = "password_login_finish",
+        tag = "passwords",
+        request_body = PasswordLoginFinish,
+        responses(
+            (status = 200, description = "The sealed root-key backup", body = PasswordLoginFinished),
+            (status = 400, description = "Malformed body", body = ApiError),
+            (status = 401, description = "Wrong finalization, or an unknown, used or expired login", body = ApiError),
+            (status = 413, description = "Body over 8 KiB", body = ApiError),
+            (status = 500, description = "Storage failure", body = ApiError),
+        )
+    )]
+    fn password_login_finish() {}
 }
 
 #[cfg(test)]

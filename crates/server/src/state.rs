@@ -1,9 +1,10 @@
-//! What every handler shares: the store, the live-connection hub, and how the event log
-//! names actors.
+//! What every handler shares: the store, the live-connection hub, the server's OPAQUE key,
+//! and how the event log names actors.
 
 use sotto_core::crypto;
 
 use crate::hub::Hub;
+use crate::passwords::ServerKeys;
 use crate::storage::Store;
 
 /// The state of the HTTP handlers.
@@ -17,6 +18,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Wakes live (WebSocket) connections when their device's mailbox grows.
     pub hub: Hub,
+    /// The OPAQUE key for password login (secret; never logged).
+    pub passwords: std::sync::Arc<ServerKeys>,
     /// In the privacy profile, the secret salt under which the event log names actors.
     privacy_salt: Option<[u8; 32]>,
 }
@@ -30,14 +33,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Handlers over `store`; with `privacy_salt`, the event log stores salted hashes of
+    /// Handlers over `store` with the OPAQUE key `passwords` (loaded from the same store
+    /// by [`ServerKeys::load`]); with `privacy_salt`, the event log stores salted hashes of
     /// user ids instead of the ids.
-    pub fn new(store: Store, privacy_salt: Option<[u8; 32]>) -> Self {
+    pub fn new(store: Store, passwords: ServerKeys, privacy_salt: Option<[u8; 32]>) -> Self {
         Self {
             store,
             retention_secs: crate::DEFAULT_RETENTION_SECS,
             metrics: std::sync::Arc::default(),
             hub: Hub::new(),
+            passwords: std::sync::Arc::new(passwords),
             privacy_salt,
         }
     }

@@ -330,7 +330,10 @@ async fn every_route_is_documented() {
 
     // The same router as the server's, on a store of its own.
     let (_stored, store) = open_store(&Db::Sqlite).await;
-    let router = sotto_server::http::router(AppState::new(store, None));
+    let keys = sotto_server::passwords::ServerKeys::load(&store)
+        .await
+        .unwrap();
+    let router = sotto_server::http::router(AppState::new(store, keys, None));
     let routed = routed_paths(&router);
     let documented_paths: BTreeSet<String> = documented.keys().cloned().collect();
     assert_eq!(

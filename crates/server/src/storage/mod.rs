@@ -2,24 +2,29 @@
 //!
 //! Handlers see only [`Storage`]: a set of small async traits, one per concern
 //! ([`Accounts`], [`Sessions`], [`KeyPackages`], [`Delivery`], [`Events`],
-//! [`Maintenance`]), each implemented by the embedded SQLite back-end ([`sqlite`]) and the
-//! PostgreSQL back-end ([`postgres`]). Both keep the same rules: every write that must be
-//! atomic is one transaction, a KeyPackage is deleted in the transaction that serves it,
-//! and a commit is accepted only for its conversation's current epoch.
+//! [`Maintenance`], [`Passwords`], …), each implemented by the embedded SQLite back-end
+//! ([`sqlite`]) and the PostgreSQL back-end ([`postgres`]). Both keep the same rules:
+//! every write that must be atomic is one transaction, a KeyPackage is deleted in the
+//! transaction that serves it, and a commit is accepted only for its conversation's
+//! current epoch.
 //!
 //! The store holds only public material and ciphertext: user ids, root public keys,
-//! device certificates, KeyPackages, MLS messages, hashes of session tokens.
+//! device certificates, KeyPackages, MLS messages, hashes of session tokens — and, for
+//! password login, OPAQUE records (which do not contain the password), sealed root-key
+//! backups and the server's OPAQUE key (see `docs/operations.md`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 mod directory;
+mod passwords;
 pub mod postgres;
 pub mod sqlite;
 mod types;
 
 pub use directory::*;
+pub use passwords::*;
 pub use types::*;
 
 /// Seconds in a day (the unit of the discovery allowance).
@@ -194,8 +199,9 @@ pub trait Maintenance: Send + Sync {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Deletes undelivered ciphertext older than `retention_secs`, expired attachments,
-    /// challenges, sessions and claim-log rows, past days' discovery allowances, and
-    /// events older than [`EVENT_RETENTION_SECS`], as of `now`.
+    /// challenges, sessions, pending password logins and claim-log rows, lockout rows
+    /// that no longer have an effect ([`LockoutPolicy::forgotten`]), past days' discovery
+    /// allowances, and events older than [`EVENT_RETENTION_SECS`], as of `now`.
     async fn sweep(&self, now: u64, retention_secs: u64) -> Result<Swept, StoreError>;
 }
 
@@ -233,6 +239,7 @@ pub trait Storage:
     + Discovery
     + Attachments
     + Wakeups
+    + Passwords
 {
 }
 
@@ -247,6 +254,7 @@ impl<T> Storage for T where
         + Discovery
         + Attachments
         + Wakeups
+        + Passwords
 {
 }
 

@@ -36,6 +36,8 @@ pub enum Event {
     Login,
     /// A message was sent.
     MessageSent,
+    /// A password login succeeded and released the sealed backup.
+    PasswordLogin,
 }
 
 impl Event {
@@ -45,6 +47,7 @@ impl Event {
             Event::Registration => "registration",
             Event::Login => "login",
             Event::MessageSent => "message_sent",
+            Event::PasswordLogin => "password_login",
         }
     }
 }
@@ -193,7 +196,8 @@ pub struct Delivered {
 pub struct Swept {
     /// Undelivered messages older than the retention.
     pub messages: u64,
-    /// Expired challenges, sessions, claim-log rows and events.
+    /// Expired challenges, sessions, pending password logins, lockout rows, claim-log rows
+    /// and events.
     pub expired: u64,
 }
 

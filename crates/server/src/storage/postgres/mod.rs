@@ -31,6 +31,7 @@ mod accounts;
 mod delivery;
 mod directory;
 mod key_packages;
+mod passwords;
 mod wakeups;
 
 /// The transaction type the back-end's statements run in.
@@ -189,6 +190,30 @@ pub const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (conversation, message_id)
      );
      CREATE INDEX message_ids_by_time ON message_ids (created_at);",
+    // 4: password login: each account's OPAQUE record and sealed root-key backup; logins
+    // between start and finish (server state encrypted, by the hash of the login id);
+    // the per-username lockout (also for usernames that have no account).
+    "CREATE TABLE passwords (
+         username   TEXT PRIMARY KEY REFERENCES accounts (username),
+         record     BYTEA NOT NULL,
+         backup     BYTEA NOT NULL,
+         updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE login_states (
+         id_hash    BYTEA PRIMARY KEY,
+         username   TEXT NOT NULL,
+         state      BYTEA NOT NULL,
+         expires_at BIGINT NOT NULL
+     );
+     CREATE INDEX login_states_by_user ON login_states (username);
+     CREATE INDEX login_states_by_expiry ON login_states (expires_at);
+     CREATE TABLE login_limits (
+         username     TEXT PRIMARY KEY,
+         failures     BIGINT NOT NULL,
+         window_start BIGINT NOT NULL,
+         locked_until BIGINT NOT NULL,
+         lockouts     BIGINT NOT NULL
+     );",
 ];
 
 /// The schema version this server writes: the number of [`MIGRATIONS`].
@@ -438,6 +463,20 @@ async fn sweep(tx: &Transaction<'_>, now: u64, retention_secs: u64) -> Result<Sw
         .await?;
     expired += tx
         .execute("DELETE FROM attachments WHERE expires_at <= $1", &[&now])
+        .await?;
+    expired += tx
+        .execute("DELETE FROM login_states WHERE expires_at <= $1", &[&now])
+        .await?;
+    let lockout = &super::LOCKOUT;
+    expired += tx
+        .execute(
+            "DELETE FROM login_limits WHERE window_start + $2 <= $1 AND locked_until + $3 <= $1",
+            &[
+                &now,
+                &to_i64(lockout.window_secs),
+                &to_i64(lockout.memory_secs),
+            ],
+        )
         .await?;
     expired += tx
         .execute(

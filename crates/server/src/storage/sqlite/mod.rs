@@ -17,6 +17,7 @@ mod accounts;
 mod delivery;
 mod directory;
 mod key_packages;
+mod passwords;
 
 /// The schema, one entry per version; `user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -153,6 +154,30 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (conversation, message_id)
      );
      CREATE INDEX message_ids_by_time ON message_ids (created_at);",
+    // 10: password login: each account's OPAQUE record and sealed root-key backup; logins
+    // between start and finish (server state encrypted, by the hash of the login id);
+    // the per-username lockout (also for usernames that have no account).
+    "CREATE TABLE passwords (
+         username   TEXT PRIMARY KEY REFERENCES accounts(username),
+         record     BLOB NOT NULL,
+         backup     BLOB NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE login_states (
+         id_hash    BLOB PRIMARY KEY,
+         username   TEXT NOT NULL,
+         state      BLOB NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE INDEX login_states_by_user ON login_states (username);
+     CREATE INDEX login_states_by_expiry ON login_states (expires_at);
+     CREATE TABLE login_limits (
+         username     TEXT PRIMARY KEY,
+         failures     INTEGER NOT NULL,
+         window_start INTEGER NOT NULL,
+         locked_until INTEGER NOT NULL,
+         lockouts     INTEGER NOT NULL
+     );",
 ];
 
 /// The SQLite store: one connection, shared.
@@ -275,6 +300,16 @@ fn sweep(conn: &mut Connection, now: u64, retention_secs: u64) -> Result<Swept, 
         [now.saturating_sub(3600)],
     )?;
     expired += tx.execute("DELETE FROM attachments WHERE expires_at <= ?1", [now])?;
+    expired += tx.execute("DELETE FROM login_states WHERE expires_at <= ?1", [now])?;
+    let lockout = &super::LOCKOUT;
+    expired += tx.execute(
+        "DELETE FROM login_limits WHERE window_start + ?2 <= ?1 AND locked_until + ?3 <= ?1",
+        params![
+            now,
+            to_i64(lockout.window_secs),
+            to_i64(lockout.memory_secs)
+        ],
+    )?;
     expired += tx.execute(
         "DELETE FROM discovery_quota WHERE day < ?1",
         [now / super::SECS_PER_DAY],
