@@ -23,6 +23,7 @@ pub mod hex;
 pub mod http;
 pub mod hub;
 pub mod key_packages;
+pub mod logging;
 pub mod metrics;
 pub mod state;
 pub mod storage;
