@@ -26,10 +26,11 @@
 //! sends, all naming alice: bob is never named for a message sent to him. The store holds no
 //! plaintext, token, capability, looked-up hash or `127.0.0.1`.
 //!
-//! Before `sotto_server::logging` capped them, this test found the client's address and
-//! port (axum's accept loop, TRACE), every SQL parameter — user names, recipients,
-//! challenges, contact hashes — on PostgreSQL (tokio-postgres, DEBUG), and every WebSocket
-//! frame with its payload (tungstenite, TRACE).
+//! Before `sotto_server::logging` capped them, this test found the clients' addresses and
+//! ports (axum's accept loop, TRACE), every WebSocket frame with its payload (tungstenite,
+//! TRACE: ciphertext, conversation id), and on PostgreSQL every SQL parameter
+//! (tokio-postgres, DEBUG: both users' names, the challenges, the contact hashes published
+//! and looked up, the attachment's bytes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
