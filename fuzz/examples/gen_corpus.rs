@@ -3,7 +3,8 @@
 //!
 //! Certificates and backups are made with fresh random keys, so each run writes new seeds
 //! (named by content hash, so nothing is overwritten). The conversation and Welcome
-//! targets make their own keys at start-up; their seeds select modes and templates.
+//! targets make their own keys at start-up; their seeds select modes and templates. The
+//! server targets get valid request bodies and frames, and real MLS messages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../fuzz_targets/common/mod.rs"]
@@ -91,4 +92,8 @@ fn main() {
             vec![1, 2, 0, 100, 0],
         ],
     );
+
+    write("server_json", &common::server::request_seeds());
+    write("server_ws_frame", &common::server::frame_seeds());
+    write("server_classify", &common::server::mls_seeds());
 }

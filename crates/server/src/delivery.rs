@@ -49,8 +49,9 @@ fn recipients(list: &[DeviceAddress]) -> Result<Vec<DeviceRef>, Failure> {
     Ok(out)
 }
 
-/// Reads kind and epoch from the MLS header, checking the conversation id.
-fn classify(payload: &[u8], conversation: &[u8]) -> Result<(Kind, u64), Failure> {
+/// Reads kind and epoch from the MLS header, checking the conversation id. Public only so
+/// that the fuzz target `server_classify` and `tests/decoders_no_panic.rs` can call it.
+pub fn classify(payload: &[u8], conversation: &[u8]) -> Result<(Kind, u64), Failure> {
     let message = MlsMessage::from_bytes(payload)
         .map_err(|_| Failure::bad_request("payload is not an MLS message"))?;
     match message.description() {

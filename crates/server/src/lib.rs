@@ -23,6 +23,7 @@ pub mod hex;
 pub mod http;
 pub mod hub;
 pub mod key_packages;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod passwords;
@@ -300,24 +301,6 @@ async fn privacy_salt(store: &storage::Store) -> Result<[u8; 32], storage::Store
         .map_err(|_| storage::StoreError::Corrupt)
 }
 
-/// Targets whose logs are kept at `info` or quieter whatever the filter says:
-/// `tokio_postgres` writes every statement's parameters at `debug`, and those include
-/// OPAQUE records, sealed backups, login states and the server's OPAQUE key.
-pub const QUIET_LOG_TARGETS: &[&str] = &["tokio_postgres"];
-
-/// The log filter for `spec` (`tracing_subscriber::EnvFilter` syntax; an invalid one
-/// falls back to [`config::DEFAULT_LOG`]), with [`QUIET_LOG_TARGETS`] capped at `info`.
-pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::try_new(spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config::DEFAULT_LOG));
-    for target in QUIET_LOG_TARGETS {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
-}
-
 /// Deletes expired data every [`SWEEP_INTERVAL`] (see [`storage::Maintenance::sweep`]).
 async fn sweeper(
     store: storage::Store,
@@ -343,18 +326,6 @@ async fn sweeper(
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_log_filter_keeps_database_parameters_out() {
-        for spec in ["trace", "debug,tokio_postgres=trace", "not a filter ="] {
-            let shown = super::log_filter(spec).to_string();
-            assert!(shown.contains("tokio_postgres=info"), "{spec}: {shown}");
-            assert!(!shown.contains("tokio_postgres=trace"), "{spec}: {shown}");
         }
     }
 }

@@ -18,9 +18,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // `load` has checked the filter; the fallback is never used.
-    let filter = sotto_server::log_filter(&settings.log);
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // The operator's filter (`load` has checked it), with the caps that keep client
+    // addresses, statement parameters and frame payloads of dependencies out of the log.
+    sotto_server::logging::init(&settings.log);
 
     let server = settings.server;
     if let Some(file) = &settings.config_file {

@@ -11,6 +11,8 @@ use sotto_core::device::{Device, NewDevice};
 use sotto_core::identity::{DeviceCertificate, DeviceId, IdentityError, UserId, UserRootKey};
 use sotto_core::policy::{BurnOnRead, Policy, PolicyError, POLICY_EXTENSION};
 
+pub mod server;
+
 /// A fixed "now", milliseconds since the Unix epoch.
 pub const NOW_MS: u64 = 1_800_000_000_000;
 /// Password and context of [`sealed_backup`].

@@ -364,6 +364,18 @@ impl TestServer {
         Self::start_on(Stored::new(&db).await).await
     }
 
+    /// A handle on a server that runs elsewhere (e.g. the `sotto-server` binary in a child
+    /// process) at `base`, over `stored`; the caller starts and stops it.
+    pub fn external(base: String, stored: Stored) -> Self {
+        Self {
+            base,
+            stored,
+            stop: None,
+            task: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// Stops gracefully and returns the store (kept until dropped).
     pub async fn stop(mut self) -> Stored {
         if let Some(stop) = self.stop.take() {

@@ -36,13 +36,8 @@ impl std::io::Write for Capture {
 pub fn capture_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // `try_init` also routes the `log` records of dependencies (tokio-postgres).
-        tracing_subscriber::fmt()
-            .with_env_filter(sotto_server::log_filter("trace"))
-            .with_writer(|| Capture)
-            .with_ansi(false)
-            .try_init()
-            .unwrap();
+        // Through the binary's own filter and caps, at the most detailed level.
+        sotto_server::logging::init_with_writer("trace", || Capture);
     });
 }
 
