@@ -336,6 +336,62 @@ impl Delivery for PostgresStore {
         rows.iter().map(delivered).collect()
     }
 
+    async fn live_inbox(
+        &self,
+        token_hash: &[u8],
+        now: u64,
+        device: &DeviceRef,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivered>>, StoreError> {
+        // One statement, so one snapshot: the session check and the page (as in `inbox`).
+        // Without a live session it returns one row whose `live` is false; with one and an
+        // empty page, one row of nulls.
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "WITH live AS (
+                     SELECT EXISTS (SELECT 1 FROM sessions WHERE token_hash = $6
+                         AND username = $1 AND device_id = $2 AND expires_at > $7) AS ok
+                 )
+                 SELECT page.id, page.conversation, page.seq, page.kind, page.payload, live.ok
+                 FROM live LEFT JOIN LATERAL (
+                     SELECT id, conversation, seq, kind, payload FROM (
+                         SELECT m.id, m.conversation, m.seq, l.kind, l.payload,
+                                row_number() OVER w AS n,
+                                sum(octet_length(l.payload)) OVER w AS bytes
+                         FROM mailbox m
+                         JOIN log l ON l.conversation = m.conversation AND l.seq = m.seq
+                         WHERE m.username = $1 AND m.device_id = $2 AND m.id > $3
+                         WINDOW w AS (ORDER BY m.id)
+                         ORDER BY m.id LIMIT $4
+                     ) p WHERE n = 1 OR bytes <= $5
+                 ) page ON live.ok
+                 ORDER BY page.id",
+                &[
+                    &device.username,
+                    &device.device_id,
+                    &to_i64(cursor),
+                    &i64::from(limit),
+                    &to_i64(MAX_PAGE_BYTES as u64),
+                    &token_hash,
+                    &to_i64(now),
+                ],
+            )
+            .await?;
+        let mut page = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if !row.try_get::<_, bool>(5)? {
+                return Ok(None);
+            }
+            if row.try_get::<_, Option<i64>>(0)?.is_some() {
+                page.push(delivered(row)?);
+            }
+        }
+        Ok(Some(page))
+    }
+
     async fn ack(&self, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError> {
         self.transact(&(device, cursors), |tx, args| Box::pin(ack(tx, args)))
             .await
