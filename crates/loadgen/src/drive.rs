@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sotto_api::{ClientFrame, Sent};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cpu;
@@ -25,6 +26,8 @@ use crate::{Context, Error, Options};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most cursors in one acknowledgement (the server's limit).
 const MAX_ACK: usize = sotto_server::delivery::MAX_INBOX_PAGE as usize;
+/// Read buffer of a recipient's WebSocket.
+const READ_BUFFER: usize = 16 * 1024;
 /// Error messages kept for the report.
 const ERROR_SAMPLES: usize = 5;
 
@@ -268,9 +271,12 @@ async fn receive(
             .context("WebSocket URL")?;
         let bearer = HeaderValue::from_str(&format!("Bearer {token}")).context("token")?;
         request.headers_mut().insert(AUTHORIZATION, bearer);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .context("WebSocket connection")?;
+        // A small read buffer: the WebSocket layer zero-fills all of it before each read.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .context("WebSocket connection")?;
         let subscribe = serde_json::to_string(&ClientFrame::Subscribe { after: 0 })
             .context("subscribe frame")?;
         socket
