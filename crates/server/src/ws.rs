@@ -15,8 +15,9 @@
 //! The connection never polls: it sleeps until the [`crate::hub`] wakes it, then reads
 //! the store from the last cursor it sent, only as far as its bounded outbound queue has
 //! room ([`OUTBOUND_FRAMES`]); a client too slow to take a frame within [`SEND_TIMEOUT`]
-//! is dropped. A wake-up also re-checks the session, so a revoked device's socket closes
-//! at once (and an expired session at the next ping).
+//! is dropped. Each read also re-checks the session, in the same snapshot (one store
+//! call per wake-up), so a revoked device's socket closes at once and is sent nothing
+//! after the revocation (and an expired session closes at the next wake-up or ping).
 //! Input is hostile: a frame over [`MAX_FRAME`], a binary frame, malformed JSON, an
 //! unknown type or too many cursors is answered with `{"type":"error", ...}` and a close.
 //! The server pings every [`PING_INTERVAL`] and drops a client silent for
@@ -37,11 +38,11 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use crate::auth::{bearer_token_hash, Session};
-use crate::delivery::{check_ack, inbox_message};
+use crate::delivery::{check_ack, inbox_message, MAX_SEND_BODY};
 use crate::http::{now, Failure};
 use crate::hub::{Refused, Signal, Subscription};
 use crate::state::AppState;
-use crate::storage::{Delivered, DeviceRef};
+use crate::storage::{Delivered, DeviceRef, MAX_PAGE_BYTES};
 
 /// Largest frame (and message) accepted from a client.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -54,6 +55,10 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most frames queued for a client. The store is read only as far as this queue has
 /// room, so a connection holds at most this many messages (and one more) in memory.
 pub const OUTBOUND_FRAMES: usize = 8;
+/// The WebSocket read buffer. Client frames are small; the WebSocket layer zero-fills the
+/// whole buffer before every read, so its default of 128 KiB cost a tenth of the server's
+/// CPU under load (it grows as needed for a larger frame).
+pub const READ_BUFFER: usize = 4096;
 /// How long the farewell (error and close frames) may take.
 const FAREWELL: Duration = Duration::from_secs(2);
 /// How long a socket is held open after refusing a frame it could not read: closing it
@@ -96,6 +101,7 @@ pub async fn connect(
         dirty: false,
     };
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| connection.run(socket)))
@@ -210,7 +216,11 @@ impl Connection {
             }
             let step = tokio::select! {
                 signal = self.subscription.next() => match signal {
-                    Signal::Wake => self.check_session().await.map(|()| self.dirty = true),
+                    // The read that follows re-checks the session.
+                    Signal::Wake => {
+                        self.dirty = true;
+                        Ok(())
+                    }
                     Signal::Closing => Err(End::Close(close_code::AWAY, "server shutting down")),
                 },
                 permit = outbound.reserve(), if !self.pending.is_empty() => match permit {
@@ -245,7 +255,8 @@ impl Connection {
     }
 
     /// Once subscribed, when the mailbox may have grown and everything read was queued:
-    /// reads the entries after the last one read, as many as the queue has room for.
+    /// reads the entries after the last one read, as many as the queue has room for, if
+    /// the session is still valid (else the connection ends).
     async fn read_store(&mut self, outbound: &Outbound) -> Result<(), End> {
         let Some(after) = self.after else {
             return Ok(());
@@ -257,11 +268,22 @@ impl Connection {
         let page = self
             .state
             .store
-            .inbox(&self.device, after, u32::try_from(room).unwrap_or(1))
+            .live_inbox(
+                &self.token_hash,
+                now(),
+                &self.device,
+                after,
+                u32::try_from(room).unwrap_or(1),
+            )
             .await
-            .map_err(|e| End::refuse(close_code::ERROR, e.into()))?;
-        // Until a read comes back empty there may be more: read again once this is queued.
-        self.dirty = !page.is_empty();
+            .map_err(|e| End::refuse(close_code::ERROR, e.into()))?
+            .ok_or_else(session_ended)?;
+        // A short page is the whole mailbox as of the read: anything stored after it wakes
+        // the connection again (the hub's version was marked seen before the read). A full
+        // page, or one the byte limit may have cut short, may have more behind it: read
+        // again once it is queued.
+        let bytes: usize = page.iter().map(|d| d.payload.len()).sum();
+        self.dirty = page.len() >= room || bytes > MAX_PAGE_BYTES.saturating_sub(MAX_SEND_BODY);
         if let Some(last) = page.last() {
             self.after = Some(last.cursor);
         }
@@ -326,17 +348,22 @@ impl Connection {
     async fn check_session(&self) -> Result<(), End> {
         match self.state.store.session(&self.token_hash, now()).await {
             Ok(Some(device)) if device == self.device => Ok(()),
-            Ok(_) => Err(End::refuse(
-                close_code::POLICY,
-                Failure::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "the session ended (expired, or the device was revoked)",
-                ),
-            )),
+            Ok(_) => Err(session_ended()),
             Err(e) => Err(End::refuse(close_code::ERROR, e.into())),
         }
     }
+}
+
+/// The end of a connection whose session expired or whose device was revoked.
+fn session_ended() -> End {
+    End::refuse(
+        close_code::POLICY,
+        Failure::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "the session ended (expired, or the device was revoked)",
+        ),
+    )
 }
 
 /// Sends queued frames until the queue closes, a close frame was sent, or the client

@@ -179,6 +179,18 @@ pub trait Delivery: Send + Sync {
         cursor: u64,
         limit: u32,
     ) -> Result<Vec<Delivered>, StoreError>;
+    /// [`Self::inbox`] for a live connection: the page, or `None` if the session whose
+    /// token hashes to `token_hash` is not `device`'s unexpired session as of `now` (it
+    /// expired, or the device was revoked). Session and page are read in one snapshot, so
+    /// no page is served after a revocation has committed.
+    async fn live_inbox(
+        &self,
+        token_hash: &[u8],
+        now: u64,
+        device: &DeviceRef,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivered>>, StoreError>;
     /// Acknowledges mailbox entries of `device`; log entries no mailbox needs any more
     /// are deleted at once.
     async fn ack(&self, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError>;

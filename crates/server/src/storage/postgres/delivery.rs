@@ -1,5 +1,9 @@
 //! Conversation logs, mailboxes and acknowledgements on PostgreSQL.
 //!
+//! Every statement here is prepared once per pooled connection and reused
+//! (`prepare_cached`): a plain query string would be parsed and planned again, in an
+//! extra round trip, on every call.
+//!
 //! Three rules keep concurrent transactions correct:
 //!
 //! - **One append at a time per conversation.** An append first makes sure its
@@ -44,15 +48,19 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
     // A new conversation starts at the epoch of its first message.
     let created = tx
         .execute(
-            "INSERT INTO conversations (id, epoch, next) VALUES ($1, $2, 0)
+            &tx.prepare_cached(
+                "INSERT INTO conversations (id, epoch, next) VALUES ($1, $2, 0)
              ON CONFLICT (id) DO NOTHING",
+            )
+            .await?,
             &[&conversation, &request_epoch],
         )
         .await?
         == 1;
     let state = tx
         .query_one(
-            "SELECT epoch, next FROM conversations WHERE id = $1 FOR UPDATE",
+            &tx.prepare_cached("SELECT epoch, next FROM conversations WHERE id = $1 FOR UPDATE")
+                .await?,
             &[&conversation],
         )
         .await?;
@@ -60,8 +68,11 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
     if !created {
         let member: bool = tx
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM members WHERE conversation = $1
+                &tx.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM members WHERE conversation = $1
                  AND username = $2 AND device_id = $3)",
+                )
+                .await?,
                 &[
                     &conversation,
                     &request.sender.username,
@@ -76,7 +87,10 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
     }
     let existing = tx
         .query_opt(
-            "SELECT seq FROM message_ids WHERE conversation = $1 AND message_id = $2",
+            &tx.prepare_cached(
+                "SELECT seq FROM message_ids WHERE conversation = $1 AND message_id = $2",
+            )
+            .await?,
             &[&conversation, &request.message_id],
         )
         .await?;
@@ -119,8 +133,11 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
             continue;
         }
         tx.execute(
-            "INSERT INTO log (conversation, seq, kind, message_id, payload, created_at)
+            &tx.prepare_cached(
+                "INSERT INTO log (conversation, seq, kind, message_id, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?,
             &[
                 &conversation,
                 &seq,
@@ -134,15 +151,19 @@ async fn append(tx: &Transaction<'_>, request: &AppendRequest) -> Result<Appende
         deliveries.extend(entry.recipients.iter().map(|device| (device, seq)));
     }
     tx.execute(
-        "UPDATE conversations SET epoch = $2, next = $3 WHERE id = $1",
+        &tx.prepare_cached("UPDATE conversations SET epoch = $2, next = $3 WHERE id = $1")
+            .await?,
         &[&conversation, &epoch, &next],
     )
     .await?;
     deliver(tx, conversation, &deliveries).await?;
     let first_seq = first_seq.unwrap_or(0);
     tx.execute(
-        "INSERT INTO message_ids (conversation, message_id, seq, created_at)
+        &tx.prepare_cached(
+            "INSERT INTO message_ids (conversation, message_id, seq, created_at)
          VALUES ($1, $2, $3, $4)",
+        )
+        .await?,
         &[
             &conversation,
             &request.message_id,
@@ -182,11 +203,14 @@ async fn deliver(
     // INSERT ... SELECT takes its rows one by one) until this transaction ends.
     let counters = tx
         .query(
-            "INSERT INTO mailbox_counters AS c (username, device_id, last)
+            &tx.prepare_cached(
+                "INSERT INTO mailbox_counters AS c (username, device_id, last)
              SELECT u, d, n FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS t (u, d, n)
              ORDER BY u COLLATE \"C\", d
              ON CONFLICT (username, device_id) DO UPDATE SET last = c.last + EXCLUDED.last
              RETURNING username, device_id, last",
+            )
+            .await?,
             &[&users, &ids, &counts],
         )
         .await?;
@@ -206,9 +230,12 @@ async fn deliver(
         }
     }
     tx.execute(
-        "INSERT INTO mailbox (username, device_id, id, conversation, seq)
+        &tx.prepare_cached(
+            "INSERT INTO mailbox (username, device_id, id, conversation, seq)
          SELECT u, d, p, $5::bytea, s
          FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) AS t (u, d, p, s)",
+        )
+        .await?,
         &[&row_users, &row_ids, &positions, &seqs, &conversation],
     )
     .await?;
@@ -219,7 +246,8 @@ async fn deliver(
 async fn set_members(tx: &Transaction<'_>, request: &AppendRequest) -> Result<(), StoreError> {
     let conversation = request.conversation.as_slice();
     tx.execute(
-        "DELETE FROM members WHERE conversation = $1",
+        &tx.prepare_cached("DELETE FROM members WHERE conversation = $1")
+            .await?,
         &[&conversation],
     )
     .await?;
@@ -231,9 +259,12 @@ async fn set_members(tx: &Transaction<'_>, request: &AppendRequest) -> Result<()
     let users: Vec<&str> = members.iter().map(|d| d.username.as_str()).collect();
     let ids: Vec<&[u8]> = members.iter().map(|d| d.device_id.as_slice()).collect();
     tx.execute(
-        "INSERT INTO members (conversation, username, device_id)
+        &tx.prepare_cached(
+            "INSERT INTO members (conversation, username, device_id)
          SELECT $1::bytea, u, d FROM unnest($2::text[], $3::bytea[]) AS t (u, d)
          ON CONFLICT DO NOTHING",
+        )
+        .await?,
         &[&conversation, &users, &ids],
     )
     .await?;
@@ -254,16 +285,22 @@ pub(super) async fn drop_orphans(tx: &Transaction<'_>, rows: &[Row]) -> Result<(
     // Lock first, in one order; look for mailbox rows in the next statement, which sees
     // every transaction that held one of these locks before us.
     tx.execute(
-        "SELECT 1 FROM log WHERE (conversation, seq) IN
+        &tx.prepare_cached(
+            "SELECT 1 FROM log WHERE (conversation, seq) IN
              (SELECT * FROM unnest($1::bytea[], $2::bigint[]))
          ORDER BY conversation, seq FOR UPDATE",
+        )
+        .await?,
         &[&conversations, &seqs],
     )
     .await?;
     tx.execute(
-        "DELETE FROM log l USING unnest($1::bytea[], $2::bigint[]) AS t (c, s)
+        &tx.prepare_cached(
+            "DELETE FROM log l USING unnest($1::bytea[], $2::bigint[]) AS t (c, s)
          WHERE l.conversation = t.c AND l.seq = t.s AND NOT EXISTS
              (SELECT 1 FROM mailbox m WHERE m.conversation = l.conversation AND m.seq = l.seq)",
+        )
+        .await?,
         &[&conversations, &seqs],
     )
     .await?;
@@ -277,8 +314,11 @@ async fn ack(
     let cursors: Vec<i64> = cursors.iter().map(|c| to_i64(*c)).collect();
     let entries = tx
         .query(
-            "DELETE FROM mailbox WHERE username = $1 AND device_id = $2 AND id = ANY ($3)
+            &tx.prepare_cached(
+                "DELETE FROM mailbox WHERE username = $1 AND device_id = $2 AND id = ANY ($3)
              RETURNING conversation, seq",
+            )
+            .await?,
             &[&device.username, &device.device_id, &cursors],
         )
         .await?;
@@ -312,11 +352,11 @@ impl Delivery for PostgresStore {
         // The page ends before the entry that would take it past MAX_PAGE_BYTES (the
         // first entry always fits); the sizes come from the row headers, so the database
         // sends only the payloads returned.
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT id, conversation, seq, kind, payload FROM (
+        let rows = {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT id, conversation, seq, kind, payload FROM (
                      SELECT m.id, m.conversation, m.seq, l.kind, l.payload,
                             row_number() OVER w AS n, sum(octet_length(l.payload)) OVER w AS bytes
                      FROM mailbox m JOIN log l ON l.conversation = m.conversation AND l.seq = m.seq
@@ -324,16 +364,84 @@ impl Delivery for PostgresStore {
                      WINDOW w AS (ORDER BY m.id)
                      ORDER BY m.id LIMIT $4
                  ) page WHERE n = 1 OR bytes <= $5 ORDER BY id",
-                &[
-                    &device.username,
-                    &device.device_id,
-                    &to_i64(cursor),
-                    &i64::from(limit),
-                    &to_i64(MAX_PAGE_BYTES as u64),
-                ],
-            )
-            .await?;
+                )
+                .await?;
+            client
+                .query(
+                    &statement,
+                    &[
+                        &device.username,
+                        &device.device_id,
+                        &to_i64(cursor),
+                        &i64::from(limit),
+                        &to_i64(MAX_PAGE_BYTES as u64),
+                    ],
+                )
+                .await?
+        };
         rows.iter().map(delivered).collect()
+    }
+
+    async fn live_inbox(
+        &self,
+        token_hash: &[u8],
+        now: u64,
+        device: &DeviceRef,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivered>>, StoreError> {
+        // One statement, so one snapshot: the session check and the page (as in `inbox`).
+        // Without a live session it returns one row whose `live` is false; with one and an
+        // empty page, one row of nulls.
+        let rows = {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(
+                    "WITH live AS (
+                     SELECT EXISTS (SELECT 1 FROM sessions WHERE token_hash = $6
+                         AND username = $1 AND device_id = $2 AND expires_at > $7) AS ok
+                 )
+                 SELECT page.id, page.conversation, page.seq, page.kind, page.payload, live.ok
+                 FROM live LEFT JOIN LATERAL (
+                     SELECT id, conversation, seq, kind, payload FROM (
+                         SELECT m.id, m.conversation, m.seq, l.kind, l.payload,
+                                row_number() OVER w AS n,
+                                sum(octet_length(l.payload)) OVER w AS bytes
+                         FROM mailbox m
+                         JOIN log l ON l.conversation = m.conversation AND l.seq = m.seq
+                         WHERE m.username = $1 AND m.device_id = $2 AND m.id > $3
+                         WINDOW w AS (ORDER BY m.id)
+                         ORDER BY m.id LIMIT $4
+                     ) p WHERE n = 1 OR bytes <= $5
+                 ) page ON live.ok
+                 ORDER BY page.id",
+                )
+                .await?;
+            client
+                .query(
+                    &statement,
+                    &[
+                        &device.username,
+                        &device.device_id,
+                        &to_i64(cursor),
+                        &i64::from(limit),
+                        &to_i64(MAX_PAGE_BYTES as u64),
+                        &token_hash,
+                        &to_i64(now),
+                    ],
+                )
+                .await?
+        };
+        let mut page = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if !row.try_get::<_, bool>(5)? {
+                return Ok(None);
+            }
+            if row.try_get::<_, Option<i64>>(0)?.is_some() {
+                page.push(delivered(row)?);
+            }
+        }
+        Ok(Some(page))
     }
 
     async fn ack(&self, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError> {
@@ -342,12 +450,11 @@ impl Delivery for PostgresStore {
     }
 
     async fn log_len(&self) -> Result<u64, StoreError> {
-        let count: i64 = self
-            .client()
-            .await?
-            .query_one("SELECT COUNT(*) FROM log", &[])
-            .await?
-            .try_get(0)?;
+        let count: i64 = {
+            let client = self.client().await?;
+            let statement = client.prepare_cached("SELECT COUNT(*) FROM log").await?;
+            client.query_one(&statement, &[]).await?.try_get(0)?
+        };
         Ok(to_u64(count))
     }
 }

@@ -27,7 +27,7 @@ fn create_account(
     Ok(())
 }
 
-fn account(conn: &mut Connection, username: &str) -> Result<Option<AccountRow>, StoreError> {
+fn account(conn: &Connection, username: &str) -> Result<Option<AccountRow>, StoreError> {
     let Some(root_public_key) = conn
         .query_row(
             "SELECT root_public_key FROM accounts WHERE username = ?1",
@@ -94,11 +94,8 @@ fn device_certificate(
     device: &DeviceRef,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT certificate FROM devices WHERE username = ?1 AND device_id = ?2",
-            params![device.username, device.device_id],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT certificate FROM devices WHERE username = ?1 AND device_id = ?2")?
+        .query_row(params![device.username, device.device_id], |row| row.get(0))
         .optional()?)
 }
 
@@ -153,7 +150,7 @@ impl Accounts for SqliteStore {
 
     async fn account(&self, username: &str) -> Result<Option<AccountRow>, StoreError> {
         let username = username.to_owned();
-        self.run(move |c| account(c, &username)).await
+        self.read(move |c| account(c, &username)).await
     }
 
     async fn put_device(
@@ -174,7 +171,7 @@ impl Accounts for SqliteStore {
 
     async fn device_certificate(&self, device: &DeviceRef) -> Result<Option<Vec<u8>>, StoreError> {
         let device = device.clone();
-        self.run(move |c| device_certificate(c, &device)).await
+        self.read(move |c| device_certificate(c, &device)).await
     }
 
     async fn first_unknown_device(
@@ -182,7 +179,7 @@ impl Accounts for SqliteStore {
         devices: &[DeviceRef],
     ) -> Result<Option<DeviceRef>, StoreError> {
         let devices = devices.to_vec();
-        self.run(move |c| {
+        self.read(move |c| {
             for device in devices {
                 if device_certificate(c, &device)?.is_none() {
                     return Ok(Some(device));
@@ -267,18 +264,17 @@ impl Sessions for SqliteStore {
 
     async fn session(&self, token_hash: &[u8], now: u64) -> Result<Option<DeviceRef>, StoreError> {
         let hash = token_hash.to_vec();
-        self.run(move |c| {
-            Ok(c.query_row(
+        self.read(move |c| {
+            Ok(c.prepare_cached(
                 "SELECT username, device_id FROM sessions WHERE token_hash = ?1
                  AND expires_at > ?2",
-                params![hash, to_i64(now)],
-                |row| {
-                    Ok(DeviceRef {
-                        username: row.get(0)?,
-                        device_id: row.get(1)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![hash, to_i64(now)], |row| {
+                Ok(DeviceRef {
+                    username: row.get(0)?,
+                    device_id: row.get(1)?,
+                })
+            })
             .optional()?)
         })
         .await

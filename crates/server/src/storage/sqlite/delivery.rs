@@ -1,11 +1,13 @@
 //! Conversation logs, mailboxes and acknowledgements on SQLite.
 //!
 //! Every accepted message gets the next sequence number of its conversation's log and one
-//! mailbox row per recipient device, in one transaction with the epoch check and the
-//! membership update (see [`AppendRequest`]).
+//! mailbox row per recipient device, atomically with the epoch check and the membership
+//! update (see [`AppendRequest`]). Appends and acknowledgements are group-committed by the
+//! writer (each in a savepoint of a shared transaction, answered once it is committed);
+//! mailbox reads run on reader connections.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{record, SqliteStore};
 use crate::storage::{
@@ -21,34 +23,35 @@ struct Entry<'a> {
     recipients: &'a [DeviceRef],
 }
 
-fn append(conn: &mut Connection, request: &AppendRequest) -> Result<Appended, StoreError> {
-    let tx = conn.transaction()?;
+/// Runs inside the writer's transaction (see [`SqliteStore::write`]).
+fn append(tx: &Connection, request: &AppendRequest) -> Result<Appended, StoreError> {
     let conversation = request.conversation.as_slice();
-    let known: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
-        [conversation],
-        |row| row.get(0),
-    )?;
-    let member: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE conversation = ?1 AND username = ?2
+    let known: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)")?
+        .query_row([conversation], |row| row.get(0))?;
+    let member: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE conversation = ?1 AND username = ?2
          AND device_id = ?3)",
-        params![
-            conversation,
-            request.sender.username,
-            request.sender.device_id
-        ],
-        |row| row.get(0),
-    )?;
+        )?
+        .query_row(
+            params![
+                conversation,
+                request.sender.username,
+                request.sender.device_id
+            ],
+            |row| row.get(0),
+        )?;
     if known && !member {
         return Err(StoreError::Forbidden);
     }
-    if let Some(seq) = existing(&tx, conversation, &request.message_id)? {
+    if let Some(seq) = existing(tx, conversation, &request.message_id)? {
         return Ok(Appended::Duplicate(seq));
     }
     let mut everyone = request.recipients.clone();
     everyone.extend_from_slice(&request.removed);
     let seq = append_entry(
-        &tx,
+        tx,
         request,
         &Entry {
             message_id: &request.message_id,
@@ -59,7 +62,7 @@ fn append(conn: &mut Connection, request: &AppendRequest) -> Result<Appended, St
     )?;
     if let Some((payload, recipients)) = &request.welcome {
         append_entry(
-            &tx,
+            tx,
             request,
             &Entry {
                 message_id: &request.welcome_id(),
@@ -86,34 +89,30 @@ fn append(conn: &mut Connection, request: &AppendRequest) -> Result<Appended, St
             )?;
         }
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO message_ids (conversation, message_id, seq, created_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![
-            conversation,
-            request.message_id,
-            to_i64(seq),
-            to_i64(request.now)
-        ],
-    )?;
-    record(&tx, Event::MessageSent, &request.actor, request.now)?;
-    tx.commit()?;
+    )?
+    .execute(params![
+        conversation,
+        request.message_id,
+        to_i64(seq),
+        to_i64(request.now)
+    ])?;
+    record(tx, Event::MessageSent, &request.actor, request.now)?;
     Ok(Appended::New(seq))
 }
 
 /// Writes one log entry and its mailbox rows; checks and moves the epoch.
 fn append_entry(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     request: &AppendRequest,
     entry: &Entry<'_>,
 ) -> Result<u64, StoreError> {
     let conversation = request.conversation.as_slice();
     let state: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT epoch, next FROM conversations WHERE id = ?1",
-            [conversation],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT epoch, next FROM conversations WHERE id = ?1")?
+        .query_row([conversation], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let (epoch, seq) = match state {
         Some((epoch, next)) => (to_u64(epoch), to_u64(next)),
@@ -127,28 +126,28 @@ fn append_entry(
     } else {
         epoch
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO conversations (id, epoch, next) VALUES (?1, ?2, ?3)
          ON CONFLICT (id) DO UPDATE SET epoch = ?2, next = ?3",
-        params![conversation, to_i64(new_epoch), to_i64(seq + 1)],
-    )?;
+    )?
+    .execute(params![conversation, to_i64(new_epoch), to_i64(seq + 1)])?;
     // A message for no one (a commit in a conversation of one device) only moves the
     // conversation on: nothing is kept, since nothing would ever delete it.
     if entry.recipients.is_empty() {
         return Ok(seq);
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO log (conversation, seq, kind, message_id, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            conversation,
-            to_i64(seq),
-            entry.kind as i64,
-            entry.message_id,
-            entry.payload,
-            to_i64(request.now)
-        ],
-    )?;
+    )?
+    .execute(params![
+        conversation,
+        to_i64(seq),
+        entry.kind as i64,
+        entry.message_id,
+        entry.payload,
+        to_i64(request.now)
+    ])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO mailbox (username, device_id, conversation, seq) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -164,22 +163,21 @@ fn append_entry(
 }
 
 fn existing(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     conversation: &[u8],
     message_id: &[u8],
 ) -> Result<Option<u64>, StoreError> {
     Ok(tx
-        .query_row(
-            "SELECT seq FROM message_ids WHERE conversation = ?1 AND message_id = ?2",
-            params![conversation, message_id],
-            |row| row.get::<_, i64>(0),
-        )
+        .prepare_cached("SELECT seq FROM message_ids WHERE conversation = ?1 AND message_id = ?2")?
+        .query_row(params![conversation, message_id], |row| {
+            row.get::<_, i64>(0)
+        })
         .optional()?
         .map(to_u64))
 }
 
 fn inbox(
-    conn: &mut Connection,
+    conn: &Connection,
     device: &DeviceRef,
     cursor: u64,
     limit: u32,
@@ -222,33 +220,53 @@ fn inbox(
     Ok(out)
 }
 
-fn ack(conn: &mut Connection, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+/// Runs inside the writer's transaction (see [`SqliteStore::write`]).
+fn ack(tx: &Connection, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError> {
+    let mut take = tx.prepare_cached(
+        "DELETE FROM mailbox WHERE id = ?1 AND username = ?2 AND device_id = ?3
+         RETURNING conversation, seq",
+    )?;
+    let mut orphan = tx.prepare_cached(
+        "DELETE FROM log WHERE conversation = ?1 AND seq = ?2 AND NOT EXISTS
+         (SELECT 1 FROM mailbox WHERE conversation = ?1 AND seq = ?2)",
+    )?;
     for cursor in cursors {
-        let entry: Option<(Vec<u8>, i64)> = tx
+        let entry: Option<(Vec<u8>, i64)> = take
             .query_row(
-                "DELETE FROM mailbox WHERE id = ?1 AND username = ?2 AND device_id = ?3
-                 RETURNING conversation, seq",
                 params![to_i64(*cursor), device.username, device.device_id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
         if let Some((conversation, seq)) = entry {
-            tx.execute(
-                "DELETE FROM log WHERE conversation = ?1 AND seq = ?2 AND NOT EXISTS
-                 (SELECT 1 FROM mailbox WHERE conversation = ?1 AND seq = ?2)",
-                params![conversation, seq],
-            )?;
+            orphan.execute(params![conversation, seq])?;
         }
     }
-    tx.commit()?;
     Ok(())
+}
+
+/// The device of an unexpired session, by the hash of its token.
+fn session_device(
+    conn: &Connection,
+    token_hash: &[u8],
+    now: u64,
+) -> Result<Option<DeviceRef>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT username, device_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+        )?
+        .query_row(params![token_hash, to_i64(now)], |row| {
+            Ok(DeviceRef {
+                username: row.get(0)?,
+                device_id: row.get(1)?,
+            })
+        })
+        .optional()?)
 }
 
 #[async_trait]
 impl Delivery for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        self.run(move |c| append(c, &request)).await
+        self.write(move |c| append(c, &request)).await
     }
 
     async fn inbox(
@@ -258,16 +276,34 @@ impl Delivery for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Delivered>, StoreError> {
         let device = device.clone();
-        self.run(move |c| inbox(c, &device, cursor, limit)).await
+        self.read(move |c| inbox(c, &device, cursor, limit)).await
+    }
+
+    async fn live_inbox(
+        &self,
+        token_hash: &[u8],
+        now: u64,
+        device: &DeviceRef,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivered>>, StoreError> {
+        let (token_hash, device) = (token_hash.to_vec(), device.clone());
+        self.read(move |c| {
+            if session_device(c, &token_hash, now)?.as_ref() != Some(&device) {
+                return Ok(None);
+            }
+            inbox(c, &device, cursor, limit).map(Some)
+        })
+        .await
     }
 
     async fn ack(&self, device: &DeviceRef, cursors: &[u64]) -> Result<(), StoreError> {
         let (device, cursors) = (device.clone(), cursors.to_vec());
-        self.run(move |c| ack(c, &device, &cursors)).await
+        self.write(move |c| ack(c, &device, &cursors)).await
     }
 
     async fn log_len(&self) -> Result<u64, StoreError> {
-        self.run(|c| Ok(c.query_row("SELECT COUNT(*) FROM log", [], |row| row.get(0))?))
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM log", [], |row| row.get(0))?))
             .await
     }
 }

@@ -1,12 +1,14 @@
 //! The embedded SQLite back-end.
 //!
 //! One database file in the data directory, migrated with `PRAGMA user_version`, in WAL
-//! mode with `secure_delete` on (deleted rows are overwritten, not left in free pages).
-//! One connection behind a mutex serialises writes, which SQLite does anyway; every call
-//! runs on the blocking pool so the async workers never wait on the disk.
+//! mode with `synchronous = FULL` (a write is on disk before it is acknowledged) and
+//! `secure_delete` on (deleted rows are overwritten, not left in free pages). One writer
+//! connection, on a thread of its own, serialises writes, which SQLite does anyway, and
+//! commits concurrent appends and acknowledgements together; reads run beside it on
+//! reader connections ([`connections`]). The async workers never wait on the disk.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
@@ -14,6 +16,7 @@ use rusqlite::{params, Connection};
 use super::{to_i64, to_u64, EventRow, Events, Maintenance, StoreError, Swept};
 
 mod accounts;
+mod connections;
 mod delivery;
 mod directory;
 mod key_packages;
@@ -180,10 +183,11 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-/// The SQLite store: one connection, shared.
+/// The SQLite store: the writer thread's queue and the reader connections, shared.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: connections::Writer,
+    readers: Arc<connections::Readers>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -196,30 +200,42 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
+        connections::stable_plans(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&conn)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: connections::Writer::start(conn)?,
+            readers: Arc::new(connections::Readers::new(path)),
         })
     }
 
-    /// Runs `f` on the connection, on the blocking pool.
+    /// Runs `f` alone on the writer connection (it may open its own transaction).
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite consistent (every write is one
-            // transaction), so a poisoned lock is still usable.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|_| StoreError::Task)?
+        self.writer.exclusive(f).await
+    }
+
+    /// Runs the write `f` in the writer's next group commit: inside a savepoint of a
+    /// transaction shared with other writes, rolled back alone if `f` fails; answers once
+    /// that transaction is committed. `f` must not open or end transactions.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.writer.batched(f).await
+    }
+
+    /// Runs the read `f` in one read transaction on a reader connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.readers.read(f).await
     }
 }
 
@@ -238,7 +254,7 @@ impl super::Wakeups for SqliteStore {
 #[async_trait]
 impl Events for SqliteStore {
     async fn events(&self) -> Result<Vec<EventRow>, StoreError> {
-        self.run(|conn| {
+        self.read(|conn| {
             let mut stmt =
                 conn.prepare("SELECT at, kind, sender FROM events ORDER BY at, rowid")?;
             let rows = stmt
@@ -259,7 +275,7 @@ impl Events for SqliteStore {
 #[async_trait]
 impl Maintenance for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 
@@ -268,13 +284,8 @@ impl Maintenance for SqliteStore {
     }
 }
 
-/// Records an account event inside `tx`.
-fn record(
-    tx: &rusqlite::Transaction<'_>,
-    event: super::Event,
-    actor: &str,
-    now: u64,
-) -> Result<(), StoreError> {
+/// Records an account event inside the transaction open on `tx`.
+fn record(tx: &Connection, event: super::Event, actor: &str, now: u64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO events (at, kind, sender) VALUES (?1, ?2, ?3)",
         params![to_i64(now), event.as_str(), actor],
