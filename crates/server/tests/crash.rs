@@ -113,6 +113,9 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
     let http = reqwest::Client::new();
     let confirmed = Arc::new(Mutex::new(HashSet::<String>::new()));
     let acked = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    // Read, and acknowledged by a request whose answer never came (the server died): the
+    // ack may or may not have been committed, so these may or may not come again.
+    let unsure = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
     let enough = Arc::new(Notify::new());
 
     // Four senders, each posting its share in order until the server goes away; the
@@ -149,6 +152,7 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
     let reader = {
         let (http, base, token) = (http.clone(), base.clone(), bob_token.clone());
         let (acked, enough) = (Arc::clone(&acked), Arc::clone(&enough));
+        let unsure = Arc::clone(&unsure);
         tokio::spawn(async move {
             let mut after = 0;
             loop {
@@ -176,6 +180,8 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
                     .await
                     .is_ok_and(|r| r.status() == StatusCode::NO_CONTENT);
                 if !ok {
+                    let payloads = inbox.messages.into_iter().map(|m| m.payload.0);
+                    unsure.lock().unwrap().extend(payloads);
                     return;
                 }
                 let mut acked = acked.lock().unwrap();
@@ -196,6 +202,7 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
     reader.await.unwrap();
     let confirmed = confirmed.lock().unwrap().clone();
     let acked = acked.lock().unwrap().clone();
+    let unsure = unsure.lock().unwrap().clone();
     assert!(confirmed.len() < MESSAGES, "killed before the load ended");
 
     // Restarted on the same data, the client resends what was not confirmed (sends are
@@ -236,12 +243,15 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
     child.kill();
 
     // Every message reached bob exactly once: what he acknowledged before the crash is
-    // not delivered again, and nothing is missing.
+    // not delivered again, and nothing is missing — but for the messages whose ack was in
+    // flight when the server died, which may have been committed (then they are gone) or
+    // not (then they come again, once).
     let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
     for payload in acked.iter().chain(&after_restart) {
         *seen.entry(payload.clone()).or_default() += 1;
     }
-    assert_eq!(seen.len(), MESSAGES, "a message was lost");
+    let missing: Vec<&Vec<u8>> = unsure.iter().filter(|p| !seen.contains_key(*p)).collect();
+    assert_eq!(seen.len() + missing.len(), MESSAGES, "a message was lost");
     assert!(
         seen.values().all(|&n| n == 1),
         "an acknowledged message was delivered again"
