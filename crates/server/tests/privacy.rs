@@ -44,21 +44,16 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use sotto_api::{
     AttachmentStored, Bytes, Challenge, ClientFrame, ContactMatches, DeviceAddress, DiscoverySalt,
-    InboxMessage, LookupContacts, PublishContacts, ServerFrame, Session,
+    InboxMessage, LookupContacts, PublishContacts, Session,
 };
 use sotto_core::content::Body;
 use sotto_core::conversation::{Conversation, Event};
 use sotto_core::device::SottoConfig;
 use sotto_core::discovery::contact_hash;
-use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tokio::time::timeout;
 
 /// A guard against hanging, never a wait: every step is awaited.
 const GUARD: Duration = Duration::from_secs(60);
@@ -345,7 +340,6 @@ async fn sign_up(server: &TestServer, name: &str) -> (Person, Vec<u8>) {
 }
 
 type Conv = Conversation<SottoConfig>;
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// alice sends `PLAINTEXT` (numbered) to bob; returns the ciphertext.
 async fn say(server: &TestServer, alice: &Person, bob: &Person, ca: &mut Conv, n: u32) -> Vec<u8> {
@@ -364,72 +358,6 @@ fn read(cb: &mut Conv, message: &InboxMessage) -> String {
     match &m.content.body {
         Body::Text(text) => text.clone(),
         other => panic!("not text: {other:?}"),
-    }
-}
-
-/// Opens the live-delivery socket with `token`; returns it and its local (client) port.
-async fn open_socket(server: &TestServer, token: &str) -> (Socket, u16) {
-    let url = format!(
-        "{}{}",
-        server.base.replacen("http://", "ws://", 1),
-        sotto_api::WS_PATH
-    );
-    let mut request = url.into_client_request().unwrap();
-    let value = format!("Bearer {token}").parse().unwrap();
-    request.headers_mut().insert("authorization", value);
-    let (socket, _) = connect_async(request).await.unwrap();
-    let port = match socket.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
-        _ => panic!("expected a plain TCP socket"),
-    };
-    (socket, port)
-}
-
-async fn send_frame(socket: &mut Socket, frame: &ClientFrame) {
-    let text = serde_json::to_string(frame).unwrap();
-    socket.send(Message::text(text)).await.unwrap();
-}
-
-/// Sends a ping and reads until its pong (the server has handled every earlier frame);
-/// returns the messages that arrived meanwhile.
-async fn sync(socket: &mut Socket) -> Vec<InboxMessage> {
-    socket
-        .send(Message::Ping(b"sync".to_vec().into()))
-        .await
-        .unwrap();
-    let mut messages = Vec::new();
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let frame = timeout_at(deadline, socket.next())
-            .await
-            .expect("no pong in time");
-        match frame {
-            Some(Ok(Message::Pong(data))) if data.as_ref() == b"sync" => return messages,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
-                ServerFrame::Message(m) => messages.push(m),
-                other => panic!("unexpected {other:?}"),
-            },
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
-/// The next message frame from the server.
-async fn next_message(socket: &mut Socket) -> InboxMessage {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let frame = timeout_at(deadline, socket.next())
-            .await
-            .expect("no frame in time");
-        match frame {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
-                ServerFrame::Message(m) => return m,
-                other => panic!("expected a message, got {other:?}"),
-            },
-            other => panic!("socket ended: {other:?}"),
-        }
     }
 }
 
@@ -470,13 +398,14 @@ async fn nothing_secret_reaches_the_logs_events_or_store(db: Db) {
     let (mut ca, mut cb) = conversation(server, &alice, &bob).await;
 
     // Live delivery: bob subscribes, reads a message as it arrives, acknowledges it.
-    let (mut socket, ws_port) = open_socket(server, &bob.token).await;
-    send_frame(&mut socket, &ClientFrame::Subscribe { after: 0 }).await;
+    let mut socket = open(server, Some(&bob.token)).await.unwrap();
+    let ws_port = local_port(&socket);
+    send(&mut socket, &ClientFrame::Subscribe { after: 0 }).await;
     assert!(sync(&mut socket).await.is_empty());
     let ct1 = say(server, &alice, &bob, &mut ca, 1).await;
     let first = next_message(&mut socket).await;
     assert_eq!(read(&mut cb, &first), format!("{PLAINTEXT} #1"));
-    send_frame(
+    send(
         &mut socket,
         &ClientFrame::Ack {
             cursors: vec![first.cursor],

@@ -15,89 +15,15 @@ use sotto_api::{ApiError, ClientFrame, ErrorCode, InboxMessage, MessageKind, Ser
 use sotto_core::content::Body;
 use sotto_core::conversation::{Conversation, Event};
 use sotto_core::device::{NewDevice, SottoConfig};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A guard against hanging, not a wait: every frame is awaited, never slept for.
-const GUARD: Duration = Duration::from_secs(30);
-
-/// Opens `/v1/ws`, with `Authorization: Bearer <token>` if a token is given.
-async fn open(server: &TestServer, token: Option<&str>) -> Result<Socket, WsError> {
-    let url = format!("{}/v1/ws", server.base.replacen("http://", "ws://", 1));
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().unwrap();
-        request.headers_mut().insert("authorization", value);
-    }
-    connect_async(request).await.map(|(socket, _)| socket)
-}
-
-async fn send(socket: &mut Socket, frame: &ClientFrame) {
-    let text = serde_json::to_string(frame).unwrap();
-    socket.send(Message::text(text)).await.unwrap();
-}
 
 /// Opens a socket for `who` and subscribes after `after`.
 async fn subscribed(server: &TestServer, who: &Person, after: u64) -> Socket {
     let mut socket = open(server, Some(&who.token)).await.unwrap();
     send(&mut socket, &ClientFrame::Subscribe { after }).await;
     socket
-}
-
-/// The next frame from the server that is not a ping or pong.
-async fn next_frame(socket: &mut Socket) -> Message {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let frame = timeout_at(deadline, socket.next())
-            .await
-            .expect("no frame in time");
-        match frame {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(frame)) => return frame,
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
-async fn next_message(socket: &mut Socket) -> InboxMessage {
-    match next_frame(socket).await {
-        Message::Text(text) => match serde_json::from_str(&text).unwrap() {
-            ServerFrame::Message(m) => m,
-            other => panic!("expected a message, got {other:?}"),
-        },
-        other => panic!("expected a text frame, got {other:?}"),
-    }
-}
-
-/// Sends a ping and waits for its pong: the server has handled every earlier frame.
-/// Returns the messages that arrived meanwhile.
-async fn sync(socket: &mut Socket) -> Vec<InboxMessage> {
-    socket
-        .send(Message::Ping(b"sync".to_vec().into()))
-        .await
-        .unwrap();
-    let mut messages = Vec::new();
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let frame = timeout_at(deadline, socket.next())
-            .await
-            .expect("no pong in time");
-        match frame {
-            Some(Ok(Message::Pong(data))) if data.as_ref() == b"sync" => return messages,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
-                ServerFrame::Message(m) => messages.push(m),
-                other => panic!("unexpected {other:?}"),
-            },
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
 }
 
 /// Reads until the server closes: its error frame, if any, and the close code.

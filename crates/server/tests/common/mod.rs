@@ -15,7 +15,10 @@ use sotto_core::identity::{DeviceId, UserId, UserRootKey};
 use sotto_server::{start, Config};
 use tokio::sync::oneshot;
 
+mod live;
 mod people;
+#[allow(unused_imports)] // not every test file uses a WebSocket
+pub use live::*;
 #[allow(unused_imports)] // not every test file talks MLS
 pub use people::*;
 
