@@ -13,7 +13,7 @@
 
 use aws_lc_rs::{
     aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM},
-    digest, hkdf,
+    digest, hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
     signature::{
         EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P521_SHA512_ASN1,
@@ -193,6 +193,15 @@ pub fn sha512_parts(parts: &[&[u8]]) -> [u8; 64] {
     digest_parts(&digest::SHA512, parts)
 }
 
+/// HMAC-SHA-256 of `data` under `key` (RFC 2104), e.g. a keyed index that hides the
+/// value it was computed from.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 struct OutLen(usize);
 
 impl hkdf::KeyType for OutLen {
@@ -285,6 +294,14 @@ mod tests {
         let reloaded = SigningKey::from_pkcs8(key.pkcs8())?;
         assert_eq!(reloaded.public_key(), pk);
         Ok(())
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc4231_case_2() {
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -258,6 +258,8 @@ impl World {
     pub async fn build(options: &Options, base: &str) -> Result<Self, Error> {
         let started = std::time::Instant::now();
         let tag = crate::target::run_tag()?;
+        // reqwest has no built-in TLS provider in this workspace; AWS-LC is the process-wide one.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
             .tcp_nodelay(true)

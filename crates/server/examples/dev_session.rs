@@ -35,6 +35,8 @@ async fn main() -> Result<(), Error> {
         .nth(1)
         .unwrap_or_else(|| "http://127.0.0.1:8480".to_owned());
     let base = base.trim_end_matches('/');
+    // reqwest has no built-in TLS provider here; AWS-LC is the process-wide one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::new();
 
     let suffix: String = sotto_core::crypto::random_array::<6>()?

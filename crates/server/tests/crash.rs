@@ -110,7 +110,7 @@ async fn a_killed_server_loses_no_acknowledged_message(db: Db) {
     let stored = server.stop().await;
 
     let (mut child, base) = spawn(&stored);
-    let http = reqwest::Client::new();
+    let http = http_client();
     let confirmed = Arc::new(Mutex::new(HashSet::<String>::new()));
     let acked = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
     // Read, and acknowledged by a request whose answer never came (the server died): the

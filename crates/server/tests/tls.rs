@@ -247,7 +247,7 @@ async fn plain_http_to_the_tls_port_fails() {
     let dir = TempDir::new();
     let (files, cert) = tls_files(&dir);
     let server = start_tls(&dir, "127.0.0.1:0", files).await;
-    let plain = reqwest::Client::new()
+    let plain = common::http_client()
         .get(format!("http://{}/healthz", server.addr))
         .timeout(Duration::from_secs(30))
         .send()

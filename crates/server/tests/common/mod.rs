@@ -358,7 +358,7 @@ impl TestServer {
             stored,
             stop: Some(stop),
             task: Some(running.task),
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -375,7 +375,7 @@ impl TestServer {
             stored,
             stop: None,
             task: None,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -560,4 +560,11 @@ impl TestServer {
             .await
             .unwrap()
     }
+}
+
+/// A plain HTTP client. reqwest is built with rustls (for the client crate) and without a
+/// built-in crypto provider, so the process-wide one is AWS-LC's.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
 }

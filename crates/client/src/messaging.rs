@@ -1,0 +1,341 @@
+//! Sending and reading messages: TTLs and burn-on-read within the conversation's policy,
+//! attachments encrypted before upload, and delivery and read receipts.
+
+use std::path::Path;
+
+use sotto_core::content::{Attachment, Body, Content, MessageId, Receipt, ReceiptKind};
+use sotto_core::crypto;
+use sotto_core::policy::BurnOnRead;
+use zeroize::Zeroizing;
+
+use crate::client::Client;
+use crate::conversations::hex_id;
+use crate::error::{ClientError, Result};
+use crate::model::{kind, Message, StoredAttachment};
+use crate::store::Slot;
+
+/// A message's life when the sender does not choose one (capped by the policy).
+pub const DEFAULT_TTL: u32 = 24 * 3600;
+/// Largest attachment (what the server accepts, less the encryption tag).
+pub const MAX_ATTACHMENT: usize = (25 << 20) - 16;
+/// Record kind of decrypted attachment contents.
+const ATTACHMENT_DATA: &str = "attachment_data";
+const ATTACHMENT_AAD: &[u8] = b"sotto attachment v1";
+
+/// How a message is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// Its life in seconds from sending (default [`DEFAULT_TTL`], capped by the policy).
+    pub ttl_seconds: Option<u32>,
+    /// Whether it is deleted once read.
+    pub burn_on_read: bool,
+}
+
+impl Client {
+    /// Sends `text` to `target` (a username or a conversation id), creating the 1:1
+    /// conversation with a user on first send.
+    pub async fn send_text(
+        &mut self,
+        target: &str,
+        text: &str,
+        options: SendOptions,
+    ) -> Result<Message> {
+        self.send_body(
+            target,
+            Body::Text(text.to_owned()),
+            text.to_owned(),
+            None,
+            options,
+        )
+        .await
+    }
+
+    /// Encrypts the file at `path`, uploads it as a blob and sends its key to `target`.
+    pub async fn send_file(
+        &mut self,
+        target: &str,
+        path: &Path,
+        options: SendOptions,
+    ) -> Result<Message> {
+        self.require_policy()?;
+        let data = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            ClientError::Attachment(format!("cannot read {}: {e}", path.display()))
+        })?);
+        if data.len() > MAX_ATTACHMENT {
+            return Err(ClientError::Attachment(format!(
+                "{} is larger than the 25 MiB an attachment may have",
+                path.display()
+            )));
+        }
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        let key = Zeroizing::new(crypto::random_array::<32>()?);
+        let nonce = crypto::random_array::<12>()?;
+        let ciphertext = crypto::aes256gcm_seal(&key, &nonce, ATTACHMENT_AAD, &data)?;
+        let digest = crypto::sha256(&ciphertext);
+        let ttl = options.ttl_seconds.unwrap_or(DEFAULT_TTL);
+        let token = self.token().await?;
+        let stored = self.api.upload_attachment(&token, ciphertext, ttl).await?;
+        let locator = format!("{}:{}", stored.id, stored.token);
+        let attachment = Attachment {
+            blob_id: locator.as_bytes().to_vec(),
+            key: *key,
+            nonce,
+            ciphertext_sha256: digest,
+            size: data.len() as u64,
+            media_type: "application/octet-stream".into(),
+            file_name: file_name.clone(),
+        };
+        let local = StoredAttachment {
+            locator,
+            key: *key,
+            nonce,
+            ciphertext_sha256: digest,
+            size: data.len() as u64,
+            file_name: file_name.clone(),
+            media_type: attachment.media_type.clone(),
+        };
+        let message = self
+            .send_body(
+                target,
+                Body::Attachment(attachment),
+                file_name,
+                Some(local),
+                options,
+            )
+            .await?;
+        self.put_attachment_data(&message, &data)?;
+        Ok(message)
+    }
+
+    async fn send_body(
+        &mut self,
+        target: &str,
+        body: Body,
+        text: String,
+        attachment: Option<StoredAttachment>,
+        options: SendOptions,
+    ) -> Result<Message> {
+        self.require_policy()?;
+        // Process pending commits first: a message from an old epoch may be unreadable.
+        self.catch_up().await?;
+        let id = match self.resolve(target)? {
+            Some(id) => {
+                if self.conversation_info(&id)?.name.is_none() && target != id {
+                    // A 1:1 conversation named by username: check their key now.
+                    self.refresh_contact(target).await?;
+                }
+                id
+            }
+            None => self.direct_conversation(target).await?,
+        };
+        let info = self.conversation_info(&id)?;
+        if !info.active {
+            return Err(ClientError::Invalid(format!(
+                "you are no longer in conversation {id}"
+            )));
+        }
+        self.check_members(&id)?;
+        let identity = self.identity().clone();
+        let sent_at = self.now();
+        let conversation = self.conversation(&id)?;
+        let policy = conversation.policy().clone();
+        let ttl = options
+            .ttl_seconds
+            .unwrap_or(DEFAULT_TTL.min(policy.max_ttl_seconds()));
+        let burn = options.burn_on_read || policy.burn_on_read() == BurnOnRead::Required;
+        policy.check_message(ttl, burn)?;
+        let content = Content::new(
+            identity.user.as_str(),
+            identity.device_id,
+            sent_at,
+            ttl,
+            burn,
+            body,
+        )?;
+        let ciphertext = conversation.send(&content)?;
+        conversation.persist()?;
+        self.send_payload(&id, ciphertext).await?;
+        let message = Message {
+            conversation: id,
+            id: hex_id(&content.id.0),
+            from: identity.user.to_string(),
+            from_device: identity.device_id.to_hex(),
+            text,
+            attachment,
+            sent_at,
+            expires_at: content.expires_at_ms(sent_at),
+            burn_on_read: burn,
+            outgoing: true,
+            read: true,
+            delivered_to: vec![],
+            read_by: vec![],
+        };
+        self.store_message(&message)?;
+        Ok(message)
+    }
+
+    /// The stored, unexpired messages of conversation `target`, oldest first.
+    pub fn messages(&mut self, target: &str) -> Result<Vec<Message>> {
+        let id = self.resolve_existing(target)?;
+        self.purge_expired()?;
+        let conn = self.store.conn()?;
+        let now = self.now();
+        let mut list: Vec<Message> =
+            self.store
+                .list(&conn, kind::MESSAGE, Some(&[id.as_bytes()]))?;
+        list.retain(|m| m.expires_at > now);
+        Ok(list)
+    }
+
+    /// Marks the messages of `target` read: burn-on-read ones are deleted from the store
+    /// at once, and a read receipt goes to the senders. Returns the messages read.
+    pub async fn mark_read(&mut self, target: &str) -> Result<Vec<Message>> {
+        let id = self.resolve_existing(target)?;
+        let unread: Vec<Message> = self
+            .messages(&id)?
+            .into_iter()
+            .filter(|m| !m.outgoing && !m.read)
+            .collect();
+        for message in &unread {
+            if message.burn_on_read {
+                self.delete_message(&message.conversation, &message.id)?;
+            } else {
+                let mut read = message.clone();
+                read.read = true;
+                self.store_message(&read)?;
+            }
+        }
+        if unread.iter().any(|m| m.burn_on_read) {
+            crate::store::checkpoint(&*self.store.conn()?)?;
+        }
+        let ids: Vec<String> = unread.iter().map(|m| m.id.clone()).collect();
+        if !ids.is_empty() && self.conversation_info(&id)?.active {
+            self.send_receipt(&id, ReceiptKind::Read, &ids).await?;
+        }
+        Ok(unread)
+    }
+
+    /// The decrypted contents of a message's attachment, if it was fetched.
+    pub fn attachment_data(&self, message: &Message) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let conn = self.store.conn()?;
+        self.store.get_raw(
+            &conn,
+            Slot::in_group(
+                ATTACHMENT_DATA,
+                &[message.conversation.as_bytes(), message.id.as_bytes()],
+                &[message.conversation.as_bytes()],
+            ),
+        )
+    }
+
+    pub(crate) fn put_attachment_data(&self, message: &Message, data: &[u8]) -> Result<()> {
+        let conn = self.store.conn()?;
+        let conversation = message.conversation.as_bytes();
+        self.store.put_raw(
+            &conn,
+            Slot::in_group(
+                ATTACHMENT_DATA,
+                &[conversation, message.id.as_bytes()],
+                &[conversation],
+            ),
+            0,
+            Some(message.expires_at),
+            data,
+        )
+    }
+
+    /// Fetches, checks and decrypts an attachment received in a message.
+    pub(crate) async fn fetch_attachment(
+        &self,
+        attachment: &StoredAttachment,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (id, capability) = attachment.locator.split_once(':').ok_or_else(|| {
+            ClientError::Attachment("the attachment reference is malformed".into())
+        })?;
+        let blob = self.api.download_attachment(id, capability).await?;
+        if !crypto::ct_eq(&crypto::sha256(&blob), &attachment.ciphertext_sha256) {
+            return Err(ClientError::Attachment(
+                "the downloaded attachment was altered".into(),
+            ));
+        }
+        let data =
+            crypto::aes256gcm_open(&attachment.key, &attachment.nonce, ATTACHMENT_AAD, &blob)
+                .map_err(|_| ClientError::Attachment("the attachment does not decrypt".into()))?;
+        if data.len() as u64 != attachment.size {
+            return Err(ClientError::Attachment(
+                "the attachment has the wrong size".into(),
+            ));
+        }
+        Ok(data)
+    }
+
+    pub(crate) fn store_message(&self, message: &Message) -> Result<()> {
+        let conn = self.store.conn()?;
+        let conversation = message.conversation.as_bytes();
+        self.store.put(
+            &conn,
+            Slot::in_group(
+                kind::MESSAGE,
+                &[conversation, message.id.as_bytes()],
+                &[conversation],
+            ),
+            i64::try_from(message.sent_at).unwrap_or(i64::MAX),
+            Some(message.expires_at),
+            message,
+        )
+    }
+
+    pub(crate) fn load_message(&self, conversation: &str, id: &str) -> Result<Option<Message>> {
+        let conn = self.store.conn()?;
+        let c = conversation.as_bytes();
+        self.store.get(
+            &conn,
+            Slot::in_group(kind::MESSAGE, &[c, id.as_bytes()], &[c]),
+        )
+    }
+
+    pub(crate) fn delete_message(&self, conversation: &str, id: &str) -> Result<()> {
+        let conn = self.store.conn()?;
+        let c = conversation.as_bytes();
+        self.store.delete(
+            &conn,
+            Slot::in_group(kind::MESSAGE, &[c, id.as_bytes()], &[c]),
+        )?;
+        self.store.delete(
+            &conn,
+            Slot::in_group(ATTACHMENT_DATA, &[c, id.as_bytes()], &[c]),
+        )?;
+        Ok(())
+    }
+
+    /// Sends a delivery or read receipt for `ids` to conversation `id`.
+    pub(crate) async fn send_receipt(
+        &mut self,
+        id: &str,
+        kind: ReceiptKind,
+        ids: &[String],
+    ) -> Result<()> {
+        let messages = ids
+            .iter()
+            .filter_map(|h| hex::decode(h).ok()?.try_into().ok().map(MessageId))
+            .collect();
+        let identity = self.identity().clone();
+        let now = self.now();
+        let conversation = self.conversation(id)?;
+        let policy = conversation.policy().clone();
+        let content = Content::new(
+            identity.user.as_str(),
+            identity.device_id,
+            now,
+            policy.max_ttl_seconds().min(3600),
+            policy.burn_on_read() == BurnOnRead::Required,
+            Body::Receipt(Receipt { kind, messages }),
+        )?;
+        let ciphertext = conversation.send(&content)?;
+        conversation.persist()?;
+        self.send_payload(id, ciphertext).await
+    }
+}

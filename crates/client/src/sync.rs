@@ -1,0 +1,385 @@
+//! Fetching and processing the inbox: Welcomes, commits and messages, each stored before it
+//! is acknowledged; then the upkeep a sync does (receipts, this user's devices in every
+//! conversation, pending leave requests, the KeyPackage pool).
+
+use std::collections::BTreeMap;
+
+use sotto_api::{DeviceAddress, InboxMessage, MessageKind};
+use sotto_core::content::{Body, ReceiptKind};
+use sotto_core::conversation::{ConversationError, Event, ReceivedMessage};
+
+use crate::client::Client;
+use crate::conversations::{address, hex_id, CONTROL_NAME};
+use crate::error::{ClientError, Result};
+use crate::model::{Message, StoredAttachment, SyncReport};
+
+/// Inbox entries fetched per request.
+const PAGE: u32 = 100;
+/// Longest group name accepted from a conversation.
+const MAX_NAME: usize = 100;
+
+impl Client {
+    /// Fetches and processes everything waiting on the server, then does the upkeep.
+    /// The report lists every message stored since the last `sync`, including those a
+    /// send or a group change fetched on its way.
+    pub async fn sync(&mut self) -> Result<SyncReport> {
+        let mut report = self.sync_inner().await?;
+        let earlier = std::mem::take(&mut self.profile.unreported);
+        if !earlier.is_empty() {
+            self.save_profile()?;
+            let mut messages = Vec::new();
+            for (conversation, id) in earlier {
+                if let Some(m) = self.load_message(&conversation, &id)? {
+                    messages.push(m);
+                }
+            }
+            messages.append(&mut report.messages);
+            report.messages = messages;
+        }
+        Ok(report)
+    }
+
+    /// Syncs on the SDK's own initiative; what arrives is kept for the next [`sync`](Self::sync).
+    pub(crate) async fn catch_up(&mut self) -> Result<()> {
+        let report = self.sync_inner().await?;
+        if !report.messages.is_empty() {
+            self.profile.unreported.extend(
+                report
+                    .messages
+                    .iter()
+                    .map(|m| (m.conversation.clone(), m.id.clone())),
+            );
+            self.save_profile()?;
+        }
+        Ok(())
+    }
+
+    async fn sync_inner(&mut self) -> Result<SyncReport> {
+        self.purge_expired()?;
+        let mut report = SyncReport::default();
+        let mut delivered = BTreeMap::new();
+        loop {
+            let token = self.token().await?;
+            let inbox = match self.api.inbox(&token, self.profile.cursor, PAGE).await {
+                Err(ClientError::Server { status: 401, .. }) => {
+                    self.drop_session()?;
+                    continue;
+                }
+                other => other?,
+            };
+            if inbox.messages.is_empty() {
+                break;
+            }
+            let cursors = self
+                .process_entries(inbox.messages, &mut report, &mut delivered)
+                .await?;
+            self.api.ack(&token, cursors).await?;
+        }
+        self.upkeep(&mut report, delivered).await;
+        Ok(report)
+    }
+
+    /// Processes inbox entries in order; returns their cursors (to acknowledge). The
+    /// profile's cursor advances only after each entry's effects are stored.
+    pub(crate) async fn process_entries(
+        &mut self,
+        entries: Vec<InboxMessage>,
+        report: &mut SyncReport,
+        delivered: &mut BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<u64>> {
+        let mut cursors = Vec::with_capacity(entries.len());
+        for entry in entries {
+            self.process_entry(&entry, report, delivered).await?;
+            self.profile.cursor = self.profile.cursor.max(entry.cursor);
+            cursors.push(entry.cursor);
+        }
+        self.save_profile()?;
+        Ok(cursors)
+    }
+
+    async fn process_entry(
+        &mut self,
+        entry: &InboxMessage,
+        report: &mut SyncReport,
+        delivered: &mut BTreeMap<String, Vec<String>>,
+    ) -> Result<()> {
+        if entry.kind == MessageKind::Welcome {
+            return self.join(&entry.payload.0, report);
+        }
+        let id = entry.conversation.clone();
+        match self.conversation_info(&id) {
+            Ok(info) if info.active => {}
+            // A conversation this device left or never joined: nothing to do.
+            _ => return Ok(()),
+        }
+        let now = self.now();
+        let outcome = self.conversation(&id)?.process(&entry.payload.0, now);
+        match outcome {
+            Ok(Event::Message(message)) => {
+                self.conversation(&id)?.persist()?;
+                if let Some(stored) = self.receive(&id, *message, report).await? {
+                    delivered.entry(id).or_default().push(stored);
+                }
+            }
+            Ok(Event::Commit(summary)) => {
+                if summary.self_removed {
+                    let text = format!("you were removed from conversation {id}");
+                    report.notices.push(self.notice(text)?);
+                    self.forget_conversation(&id)?;
+                } else {
+                    for added in &summary.added {
+                        self.observe_root_key(added.user.as_str(), added.root_key.as_bytes())?;
+                    }
+                    self.save_info(&id, None)?;
+                }
+            }
+            Ok(Event::Proposal) => self.conversation(&id)?.persist()?,
+            Err(ConversationError::Replayed) => {}
+            Err(e) => {
+                let text = format!("a message in conversation {id} was rejected: {e}");
+                report.notices.push(self.notice(text)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn join(&mut self, welcome: &[u8], report: &mut SyncReport) -> Result<()> {
+        let conversation = match self.device.join(welcome) {
+            Ok(c) => c,
+            Err(ConversationError::AlreadyMember) => return Ok(()),
+            Err(e) => {
+                let text = format!("an invitation to a conversation was rejected: {e}");
+                report.notices.push(self.notice(text)?);
+                return Ok(());
+            }
+        };
+        let id = hex_id(conversation.id());
+        let members = conversation.members();
+        self.conversations.insert(id.clone(), conversation);
+        for member in &members {
+            self.observe_root_key(
+                member.identity.user.as_str(),
+                member.identity.root_key.as_bytes(),
+            )?;
+        }
+        self.save_info(&id, Some(None))?;
+        report.joined.push(id);
+        Ok(())
+    }
+
+    /// Acts on a decrypted message; returns its id if a message was stored.
+    async fn receive(
+        &mut self,
+        id: &str,
+        message: ReceivedMessage,
+        report: &mut SyncReport,
+    ) -> Result<Option<String>> {
+        let sender = message.sender.clone();
+        let from = sender.user.to_string();
+        self.observe_root_key(&from, sender.root_key.as_bytes())?;
+        let content = &message.content;
+        let message_id = hex_id(&content.id.0);
+        let (text, attachment) = match &content.body {
+            Body::Text(text) => (text.clone(), None),
+            Body::Attachment(a) => {
+                let locator = String::from_utf8(a.blob_id.clone()).map_err(|_| {
+                    ClientError::Attachment("malformed attachment reference".into())
+                })?;
+                let stored = StoredAttachment {
+                    locator,
+                    key: a.key,
+                    nonce: a.nonce,
+                    ciphertext_sha256: a.ciphertext_sha256,
+                    size: a.size,
+                    file_name: a.file_name.chars().take(255).collect(),
+                    media_type: a.media_type.chars().take(100).collect(),
+                };
+                (stored.file_name.clone(), Some(stored))
+            }
+            Body::Receipt(receipt) => {
+                for target in &receipt.messages {
+                    self.apply_receipt(id, &hex_id(&target.0), &from, receipt.kind)?;
+                }
+                return Ok(None);
+            }
+            Body::Control(control) if control.kind == CONTROL_NAME => {
+                let name: String = String::from_utf8_lossy(&control.payload)
+                    .chars()
+                    .take(MAX_NAME)
+                    .collect();
+                self.save_info(id, Some(Some(name)))?;
+                return Ok(None);
+            }
+            Body::Control(_) | Body::Call(_) => return Ok(None),
+        };
+        if message.expires_at_ms <= self.now() || self.load_message(id, &message_id)?.is_some() {
+            return Ok(None);
+        }
+        let stored = Message {
+            conversation: id.to_owned(),
+            id: message_id.clone(),
+            from,
+            from_device: sender.device_id.to_hex(),
+            text,
+            attachment,
+            sent_at: content.sent_at_ms,
+            expires_at: message.expires_at_ms,
+            burn_on_read: content.burn_on_read,
+            outgoing: false,
+            read: false,
+            delivered_to: vec![],
+            read_by: vec![],
+        };
+        self.store_message(&stored)?;
+        if let Some(attachment) = &stored.attachment {
+            match self.fetch_attachment(attachment).await {
+                Ok(data) => self.put_attachment_data(&stored, &data)?,
+                Err(e) => {
+                    let text = format!(
+                        "an attachment from {} could not be fetched: {e}",
+                        stored.from
+                    );
+                    report.notices.push(self.notice(text)?);
+                }
+            }
+        }
+        report.messages.push(stored);
+        Ok(Some(message_id))
+    }
+
+    fn apply_receipt(
+        &mut self,
+        id: &str,
+        message_id: &str,
+        from: &str,
+        kind: ReceiptKind,
+    ) -> Result<()> {
+        let Some(mut message) = self.load_message(id, message_id)? else {
+            return Ok(());
+        };
+        if !message.outgoing {
+            return Ok(());
+        }
+        let list = match kind {
+            ReceiptKind::Delivered => &mut message.delivered_to,
+            ReceiptKind::Read => &mut message.read_by,
+        };
+        if !list.iter().any(|u| u == from) {
+            list.push(from.to_owned());
+        }
+        if kind == ReceiptKind::Read && message.burn_on_read {
+            // The sender's copy of a burn-on-read message goes once it was read.
+            self.delete_message(id, message_id)?;
+            return Ok(());
+        }
+        self.store_message(&message)
+    }
+
+    /// The work after processing the inbox. Failures become notices: the messages are
+    /// already stored, and the next sync tries again.
+    async fn upkeep(&mut self, report: &mut SyncReport, delivered: BTreeMap<String, Vec<String>>) {
+        for (id, ids) in delivered {
+            if let Err(e) = self.send_receipt(&id, ReceiptKind::Delivered, &ids).await {
+                tracing::debug!("delivery receipt not sent: {e}");
+            }
+        }
+        if let Err(e) = self.commit_pending_proposals().await {
+            tracing::debug!("pending proposals not committed: {e}");
+        }
+        if let Err(e) = self.maintain_own_devices().await {
+            if let Ok(n) = self.notice(format!(
+                "could not update your devices in conversations: {e}"
+            )) {
+                report.notices.push(n);
+            }
+        }
+        if let Err(e) = self.upload_key_packages(false).await {
+            tracing::debug!("KeyPackages not refilled: {e}");
+        }
+    }
+
+    /// Commits the leave requests waiting in conversations.
+    async fn commit_pending_proposals(&mut self) -> Result<()> {
+        let ids: Vec<String> = self.conversations.keys().cloned().collect();
+        for id in ids {
+            let conversation = self.conversation(&id)?;
+            let pending = conversation.mls_group().get_cached_proposals();
+            if pending.is_empty() {
+                continue;
+            }
+            let members = conversation.members();
+            let removed: Vec<DeviceAddress> = pending
+                .iter()
+                .filter_map(|p| match p.proposal() {
+                    mls_rs::group::proposal::Proposal::Remove(r) => members
+                        .iter()
+                        .find(|m| m.index == r.to_remove())
+                        .map(address),
+                    _ => None,
+                })
+                .collect();
+            let out = conversation.update()?;
+            self.deliver_commit(&id, out, vec![], removed, &[]).await?;
+            self.save_info(&id, None)?;
+        }
+        Ok(())
+    }
+
+    /// Adds this user's new devices to every conversation and removes revoked ones.
+    async fn maintain_own_devices(&mut self) -> Result<()> {
+        let active: Vec<String> = self
+            .conversations()?
+            .into_iter()
+            .filter(|c| c.active)
+            .map(|c| c.id)
+            .collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let mine: Vec<String> = self
+            .own_devices()
+            .await?
+            .iter()
+            .map(|d| d.device_id.to_hex())
+            .collect();
+        let me = self.profile.username.clone();
+        for id in active {
+            let members = self.conversation(&id)?.members();
+            let own: Vec<_> = members
+                .iter()
+                .filter(|m| m.identity.user.as_str() == me)
+                .collect();
+            let present: Vec<String> = own.iter().map(|m| m.identity.device_id.to_hex()).collect();
+            let revoked: Vec<_> = own
+                .iter()
+                .filter(|m| !mine.contains(&m.identity.device_id.to_hex()))
+                .collect();
+            let missing = mine.iter().any(|d| !present.contains(d));
+            if !missing && revoked.is_empty() {
+                continue;
+            }
+            let claimed = if missing {
+                self.claim_devices(&me, &present).await?
+            } else {
+                Vec::new()
+            };
+            let (added, key_packages): (Vec<_>, Vec<_>) = claimed.into_iter().unzip();
+            let indexes: Vec<u32> = revoked.iter().map(|m| m.index).collect();
+            let removed: Vec<DeviceAddress> = revoked.iter().map(|m| address(m)).collect();
+            if key_packages.is_empty() && indexes.is_empty() {
+                continue;
+            }
+            let out = self
+                .conversation(&id)?
+                .add_and_remove(&key_packages, &indexes)?;
+            self.deliver_commit(&id, out, added, vec![], &removed)
+                .await?;
+            let info = self.save_info(&id, None)?;
+            if let Some(name) = info.name {
+                self.send_control(&id, CONTROL_NAME, name.into_bytes())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
