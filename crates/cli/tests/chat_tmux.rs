@@ -10,7 +10,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 /// How long any awaited condition may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -148,13 +147,6 @@ impl Drop for Tmux {
     }
 }
 
-fn texts(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter(|r| r["type"] == "message")
-        .map(|r| r["text"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// The line of `screen` that contains `needle`.
 fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
@@ -165,11 +157,7 @@ fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
 async fn chat_shows_sends_and_receives_live_in_tmux() {
     require_tmux();
     let server = Server::start().await;
-    let root = tempfile::tempdir().unwrap();
-    let alice = User::new(root.path(), &server, "alice");
-    let bob = User::new(root.path(), &server, "bob");
-    alice.register().await;
-    bob.register().await;
+    let (root, alice, bob) = alice_and_bob(&server).await;
     alice
         .ok(&[
             "send",

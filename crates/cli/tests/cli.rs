@@ -10,13 +10,6 @@ fn messages(records: &[Value]) -> Vec<&Value> {
     records.iter().filter(|r| r["type"] == "message").collect()
 }
 
-fn texts(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter(|r| r["type"] == "message")
-        .map(|r| r["text"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn two_users_talk(server: &Server) {
     let root = tempfile::tempdir().unwrap();
@@ -206,11 +199,7 @@ async fn errors_are_clear_and_have_distinct_exit_statuses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn verification_attachments_receipts_and_shred() {
     let server = Server::start().await;
-    let root = tempfile::tempdir().unwrap();
-    let alice = User::new(root.path(), &server, "alice");
-    let bob = User::new(root.path(), &server, "bob");
-    alice.register().await;
-    bob.register().await;
+    let (root, alice, bob) = alice_and_bob(&server).await;
 
     let at_alice = alice.json(&["verify", "bob"]).await;
     let at_bob = bob.json(&["verify", "alice"]).await;
@@ -270,11 +259,7 @@ async fn verification_attachments_receipts_and_shred() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_wait_returns_as_soon_as_a_message_arrives() {
     let server = Server::start().await;
-    let root = tempfile::tempdir().unwrap();
-    let alice = User::new(root.path(), &server, "alice");
-    let bob = User::new(root.path(), &server, "bob");
-    alice.register().await;
-    bob.register().await;
+    let (_root, alice, bob) = alice_and_bob(&server).await;
     alice.ok(&["send", "bob", "first"]).await;
     bob.ok(&["sync"]).await;
 

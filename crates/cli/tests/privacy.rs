@@ -32,11 +32,7 @@ fn capture_logs() {
 async fn the_server_never_stores_or_logs_texts_passwords_or_passphrases() {
     capture_logs();
     let server = Server::start().await;
-    let root = tempfile::tempdir().unwrap();
-    let alice = User::new(root.path(), &server, "alice");
-    let bob = User::new(root.path(), &server, "bob");
-    alice.register().await;
-    bob.register().await;
+    let (root, alice, bob) = alice_and_bob(&server).await;
     let laptop = User {
         name: "bob".into(),
         profile: root.path().join("bob-laptop"),

@@ -88,17 +88,7 @@ impl Client {
             ClientError::Server { status: 409, .. } => ClientError::UsernameTaken(username.into()),
             other => other,
         })?;
-        let device = NewDevice::generate(&root, now_ms() / 1000)?;
-        api.add_device(username, device.certificate.to_bytes()?)
-            .await?;
-        let mut client = Self::install(
-            store,
-            api,
-            new.ca_file,
-            &device.certificate,
-            device.secret.clone(),
-            new.accept_policy,
-        )?;
+        let mut client = Self::certify_this_device(store, api, &new, &root).await?;
         let token = client.token().await?;
         let (registration, request) =
             ClientRegistration::start(username.as_bytes(), password).map_err(password_error)?;
@@ -167,17 +157,7 @@ impl Client {
             dir: new.dir,
             armed: true,
         };
-        let device = NewDevice::generate(&root, now_ms() / 1000)?;
-        api.add_device(username, device.certificate.to_bytes()?)
-            .await?;
-        let mut client = Self::install(
-            store,
-            api,
-            new.ca_file,
-            &device.certificate,
-            device.secret.clone(),
-            new.accept_policy,
-        )?;
+        let mut client = Self::certify_this_device(store, api, &new, &root).await?;
         client.upload_key_packages(true).await?;
         cleanup.armed = false;
         Ok(client)
@@ -271,6 +251,22 @@ impl Client {
         };
         self.api.upload_key_packages(&token, &body).await?;
         Ok(())
+    }
+}
+
+impl Client {
+    /// Generates this device's key, has `root` certify it, publishes the certificate and
+    /// stores the new profile.
+    async fn certify_this_device(
+        store: Arc<Store>,
+        api: Api,
+        new: &NewProfile<'_>,
+        root: &UserRootKey,
+    ) -> Result<Self> {
+        let device = NewDevice::generate(root, now_ms() / 1000)?;
+        api.add_device(root.user().as_str(), device.certificate.to_bytes()?)
+            .await?;
+        Self::install(store, api, new, &device.certificate, device.secret.clone())
     }
 }
 

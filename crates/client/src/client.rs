@@ -105,9 +105,19 @@ impl Client {
         }
         let api = Api::new(&profile.server, profile.ca_file.as_deref())?;
         let certificate = DeviceCertificate::from_bytes(&profile.certificate)?;
-        let device = build_device(&store, &certificate, secret.clone())?;
         // A changed server (or CA file) is stored with the next save, which follows a
         // successful exchange with it: a mistyped address is not remembered.
+        Self::assemble(store, api, profile, &certificate, secret)
+    }
+
+    fn assemble(
+        store: Arc<Store>,
+        api: Api,
+        profile: Profile,
+        certificate: &DeviceCertificate,
+        secret: SignatureSecretKey,
+    ) -> Result<Self> {
+        let device = build_device(&store, certificate, secret.clone())?;
         Ok(Self {
             store,
             api,
@@ -126,19 +136,18 @@ impl Client {
     pub(crate) fn install(
         store: Arc<Store>,
         api: Api,
-        ca_file: Option<&Path>,
+        new: &crate::account::NewProfile<'_>,
         certificate: &DeviceCertificate,
         secret: SignatureSecretKey,
-        policy_accepted: bool,
     ) -> Result<Self> {
         let identity = certificate.verify()?;
         let profile = Profile {
             server: api.base().to_owned(),
-            ca_file: ca_file.map(Path::to_owned),
+            ca_file: new.ca_file.map(Path::to_owned),
             username: identity.user.to_string(),
             device_id: identity.device_id.to_hex(),
             certificate: certificate.to_bytes()?,
-            policy_accepted_at: policy_accepted.then(now_ms),
+            policy_accepted_at: new.accept_policy.then(now_ms),
             cursor: 0,
             session: None,
             unreported: Vec::new(),
@@ -156,17 +165,7 @@ impl Client {
             store.put(&tx, Slot::new(kind::PROFILE, SELF_KEY), 0, None, &profile)?;
             tx.commit()?;
         }
-        let device = build_device(&store, certificate, secret.clone())?;
-        Ok(Self {
-            store,
-            api,
-            profile,
-            device,
-            secret,
-            conversations: HashMap::new(),
-            clock_offset_ms: 0,
-            new_notices: std::sync::Mutex::new(Vec::new()),
-        })
+        Self::assemble(store, api, profile, certificate, secret)
     }
 
     pub(crate) fn save_profile(&self) -> Result<()> {

@@ -255,6 +255,19 @@ impl Client {
         let (id, capability) = attachment.locator.split_once(':').ok_or_else(|| {
             ClientError::Attachment("the attachment reference is malformed".into())
         })?;
+        // The reference comes from another member: it may only name a blob on this
+        // server, never another path or query.
+        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let capability_ok = !capability.is_empty()
+            && capability.len() <= 128
+            && capability
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !(id_ok && capability_ok) {
+            return Err(ClientError::Attachment(
+                "the attachment reference is malformed".into(),
+            ));
+        }
         let blob = self.api.download_attachment(id, capability).await?;
         if !crypto::ct_eq(&crypto::sha256(&blob), &attachment.ciphertext_sha256) {
             return Err(ClientError::Attachment(

@@ -147,6 +147,26 @@ impl User {
     }
 }
 
+/// Alice and Bob, registered with the ephemerality policy acknowledged, with profiles in
+/// the returned temporary directory.
+pub async fn alice_and_bob(server: &Server) -> (tempfile::TempDir, User, User) {
+    let root = tempfile::tempdir().unwrap();
+    let alice = User::new(root.path(), server, "alice");
+    let bob = User::new(root.path(), server, "bob");
+    alice.register().await;
+    bob.register().await;
+    (root, alice, bob)
+}
+
+/// The texts of the message records among `records`.
+pub fn texts(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "message")
+        .map(|r| r["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Whether `needle` occurs in any file under `dir`.
 pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
