@@ -149,7 +149,9 @@ impl Store {
         &self.dir
     }
 
-    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
+    /// The database connection, locked: pass it to the record functions, and hold it
+    /// only briefly (every other user of the store waits).
+    pub fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
         self.conn
             .lock()
             .map_err(|_| ClientError::Store("the store lock was poisoned".into()))
