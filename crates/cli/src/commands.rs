@@ -247,15 +247,19 @@ async fn sync_command(client: &mut Client, wait: Option<u64>, out: Printer) -> R
     };
     // Waits for new messages over the WebSocket, returning as soon as some arrived (or
     // when the time is up): a long poll for scripts.
-    let deadline = Instant::now() + Duration::from_secs(wait);
+    let deadline = Instant::now()
+        .checked_add(Duration::from_secs(wait))
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
     let (mut live, mut report) = client.connect_live().await?;
     while report.messages.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        if let Some(next) = client.next_live(&mut live, left).await? {
-            report = next;
+        if let Some(mut next) = client.next_live(&mut live, left).await? {
+            report.messages.append(&mut next.messages);
+            report.joined.append(&mut next.joined);
+            report.notices.append(&mut next.notices);
         }
     }
     print_report(client, &report, out);

@@ -49,10 +49,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if json {
-                let value = serde_json::json!({"type": "error", "error": error.to_string()});
+                let value = serde_json::json!({"type": "error", "error": output::clean(&error.to_string())});
                 eprintln!("{value}");
             } else {
-                eprintln!("sotto: {error}");
+                // The text may quote the server: never let it drive the terminal.
+                eprintln!("sotto: {}", output::clean(&error.to_string()));
             }
             ExitCode::from(exit_status(&error))
         }

@@ -170,7 +170,7 @@ impl Printer {
         if self.json {
             emit(&json!({"type": "notice", "at": n.at, "text": n.text}).to_string());
         } else {
-            eprintln!("warning: {}", n.text);
+            eprintln!("warning: {}", clean(&n.text));
         }
     }
 

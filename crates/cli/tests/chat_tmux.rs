@@ -147,7 +147,6 @@ impl Drop for Tmux {
     }
 }
 
-
 /// The line of `screen` that contains `needle`.
 fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(needle))

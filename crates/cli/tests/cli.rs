@@ -10,7 +10,6 @@ fn messages(records: &[Value]) -> Vec<&Value> {
     records.iter().filter(|r| r["type"] == "message").collect()
 }
 
-
 async fn two_users_talk(server: &Server) {
     let root = tempfile::tempdir().unwrap();
     let alice = User::new(root.path(), server, "alice");

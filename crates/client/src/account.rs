@@ -18,14 +18,17 @@ use sotto_core::password::{ClientLogin, ClientRegistration, PasswordError};
 use crate::api::Api;
 use crate::client::{now_ms, Client};
 use crate::error::{ClientError, Result};
-use crate::model::DeviceEntry;
-use crate::store::{Store, DB_FILE, KEY_FILE};
+use crate::model::{kind, DeviceEntry};
+use crate::store::{Slot, Store, DB_FILE, KEY_FILE};
+
+/// Where an unfinished registration keeps the root key (encrypted, like every record).
+const PENDING_ROOT: &[&[u8]] = &[b"root key of an unfinished registration"];
 
 /// KeyPackages uploaded at once (registration, and each refill at the low-water mark).
 pub const KEY_PACKAGE_BATCH: usize = 20;
 
 /// What a new profile needs: where it lives, how it is locked, which server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct NewProfile<'a> {
     /// The profile directory.
     pub dir: &'a Path,
@@ -41,6 +44,18 @@ pub struct NewProfile<'a> {
     pub scrypt: ScryptParams,
 }
 
+impl core::fmt::Debug for NewProfile<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NewProfile")
+            .field("dir", &self.dir)
+            .field("passphrase", &"<redacted>")
+            .field("server", &self.server)
+            .field("ca_file", &self.ca_file)
+            .field("accept_policy", &self.accept_policy)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Removes a profile created by a registration or login that then failed.
 struct Cleanup<'a> {
     dir: &'a Path,
@@ -50,7 +65,13 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if self.armed {
-            for name in [KEY_FILE, DB_FILE, "profile.db-wal", "profile.db-shm"] {
+            for name in [
+                KEY_FILE,
+                DB_FILE,
+                "profile.db-wal",
+                "profile.db-shm",
+                crate::store::LOCK_FILE,
+            ] {
                 let _ = std::fs::remove_file(self.dir.join(name));
             }
         }
@@ -68,18 +89,37 @@ impl Client {
     /// Registers `username` with `password`: creates the profile, the root key and the
     /// first device, publishes them, seals the root key under the password for the server
     /// to keep, and uploads KeyPackages.
+    ///
+    /// Once the server has the account, nothing is undone: if a later step fails, the root
+    /// key stays in the (encrypted) profile and running `register` again with the same
+    /// profile, passphrase and password finishes the registration, so the username is
+    /// never left without a device or a backup.
     pub async fn register(new: NewProfile<'_>, username: &str, password: &[u8]) -> Result<Self> {
         let user = UserId::new(username)?;
         let api = Api::new(new.server, new.ca_file)?;
         if Store::exists(new.dir) {
-            return Err(ClientError::ProfileExists(new.dir.display().to_string()));
+            let store = Arc::new(Store::open(new.dir, new.passphrase)?);
+            let pending = {
+                let conn = store.conn()?;
+                store.get_raw(&conn, Slot::new(kind::SECRET, PENDING_ROOT))?
+            };
+            let Some(pkcs8) = pending else {
+                return Err(ClientError::ProfileExists(new.dir.display().to_string()));
+            };
+            let root = UserRootKey::from_pkcs8(user, &pkcs8)?;
+            return Self::finish_registration(store, api, &new, &root, password).await;
         }
         let store = Arc::new(Store::create(new.dir, new.passphrase, new.scrypt)?);
         let mut cleanup = Cleanup {
             dir: new.dir,
             armed: true,
         };
-        let root = UserRootKey::generate(user.clone())?;
+        let root = UserRootKey::generate(user)?;
+        {
+            let conn = store.conn()?;
+            let slot = Slot::new(kind::SECRET, PENDING_ROOT);
+            store.put_raw(&conn, slot, 0, None, &root.to_pkcs8())?;
+        }
         let account = RegisterAccount {
             username: username.to_owned(),
             root_public_key: Bytes(root.public_key().as_bytes().to_vec()),
@@ -88,28 +128,84 @@ impl Client {
             ClientError::Server { status: 409, .. } => ClientError::UsernameTaken(username.into()),
             other => other,
         })?;
-        let mut client = Self::certify_this_device(store, api, &new, &root).await?;
-        let token = client.token().await?;
+        cleanup.armed = false;
+        Self::finish_registration(store, api, &new, &root, password).await
+    }
+
+    /// The steps of a registration after the server created the account; each can be
+    /// repeated.
+    async fn finish_registration(
+        store: Arc<Store>,
+        api: Api,
+        new: &NewProfile<'_>,
+        root: &UserRootKey,
+        password: &[u8],
+    ) -> Result<Self> {
+        let username = root.user().to_string();
+        let unfinished = |e: ClientError| {
+            ClientError::Invalid(format!(
+                "the registration of {username} is not finished: {e}. Run the same `sotto \
+                 register` again (same profile, passphrase and password) to finish it"
+            ))
+        };
+        let installed = {
+            let conn = store.conn()?;
+            store
+                .get_raw(&conn, Slot::new(kind::PROFILE, crate::client::SELF_KEY))?
+                .is_some()
+        };
+        let mut client = if installed {
+            // The open store holds the profile's lock: release it to reopen as a client.
+            drop(store);
+            Self::open(new.dir, new.passphrase, Some(new.server), new.ca_file)?
+        } else {
+            Self::certify_this_device(store, api, new, root)
+                .await
+                .map_err(unfinished)?
+        };
+        client
+            .register_password(root, password, new.scrypt)
+            .await
+            .map_err(unfinished)?;
+        {
+            let conn = client.store.conn()?;
+            client
+                .store
+                .delete(&conn, Slot::new(kind::SECRET, PENDING_ROOT))?;
+        }
+        if let Err(e) = client.upload_key_packages(true).await {
+            // The next sync refills an empty pool.
+            tracing::debug!("KeyPackages not uploaded yet: {e}");
+        }
+        Ok(client)
+    }
+
+    /// Registers `password` for login on new devices, with the root key sealed under it.
+    async fn register_password(
+        &mut self,
+        root: &UserRootKey,
+        password: &[u8],
+        scrypt: ScryptParams,
+    ) -> Result<()> {
+        let username = root.user().to_string();
+        let token = self.token().await?;
         let (registration, request) =
             ClientRegistration::start(username.as_bytes(), password).map_err(password_error)?;
         let start = PasswordRegistrationStart {
-            username: username.to_owned(),
+            username: username.clone(),
             request: Bytes(request),
         };
-        let response = client.api.password_register_start(&token, &start).await?;
+        let response = self.api.password_register_start(&token, &start).await?;
         let (upload, _export_key) = registration
             .finish(password, &response.response.0)
             .map_err(password_error)?;
-        let sealed = root.seal_backup(password, new.scrypt)?;
+        let sealed = root.seal_backup(password, scrypt)?;
         let finish = PasswordRegistrationFinish {
-            username: username.to_owned(),
+            username,
             upload: Bytes(upload),
             sealed_backup: Bytes(sealed.to_bytes()),
         };
-        client.api.password_register_finish(&token, &finish).await?;
-        client.upload_key_packages(true).await?;
-        cleanup.armed = false;
-        Ok(client)
+        self.api.password_register_finish(&token, &finish).await
     }
 
     /// Logs in to `username` with `password` from a new profile, which becomes a new
@@ -158,8 +254,12 @@ impl Client {
             armed: true,
         };
         let mut client = Self::certify_this_device(store, api, &new, &root).await?;
-        client.upload_key_packages(true).await?;
+        // The device exists on the server now: keep the profile whatever follows. An
+        // empty KeyPackage pool is refilled by the next sync.
         cleanup.armed = false;
+        if let Err(e) = client.upload_key_packages(true).await {
+            tracing::debug!("KeyPackages not uploaded yet: {e}");
+        }
         Ok(client)
     }
 

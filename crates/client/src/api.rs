@@ -35,8 +35,27 @@ impl Api {
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Invalid(format!(
-                "the server address {base} must start with http:// or https://"
+                "the server address {base} must start with https:// (or http:// for a server \
+                 on this machine)"
             )));
+        }
+        if let Some(rest) = base.strip_prefix("http://") {
+            // Plain HTTP would carry the session token in clear: only to this machine.
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+            };
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(ClientError::Invalid(format!(
+                    "{base} is plain HTTP to another machine, which would expose your session; \
+                     use https://"
+                )));
+            }
         }
         let tls = crate::tls::client_config(extra_ca)?;
         let http = reqwest::Client::builder()
@@ -296,6 +315,19 @@ impl Api {
         std::sync::Arc::clone(&self.tls)
     }
 
+    /// `DELETE /v1/attachments/{id}` with its capability token.
+    pub async fn delete_attachment(&self, id: &str, capability: &str) -> Result<()> {
+        let url = format!("{}/v1/attachments/{id}", self.base);
+        let response = self
+            .http
+            .delete(url)
+            .header("authorization", format!("Capability {capability}"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        read(response).await.map(drop)
+    }
+
     /// The WebSocket URL for live delivery.
     pub fn websocket_url(&self) -> String {
         let rest = self
@@ -348,4 +380,29 @@ async fn read(mut response: reqwest::Response) -> Result<Vec<u8>> {
             message,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_only_for_this_machine() {
+        for ok in [
+            "http://127.0.0.1:8480",
+            "http://localhost:8480/",
+            "http://[::1]:8480",
+            "https://chat.example.org",
+        ] {
+            assert!(Api::new(ok, None).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.1:8480",
+            "http://chat.example.org",
+            "ftp://x",
+            "127.0.0.1",
+        ] {
+            assert!(Api::new(refused, None).is_err(), "{refused}");
+        }
+    }
 }

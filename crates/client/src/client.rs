@@ -40,7 +40,7 @@ pub type ProfileConfig = WithMlsRules<
 /// A conversation of this device, with its state in the profile store.
 pub type ProfileConversation = Conversation<ProfileConfig>;
 
-const SELF_KEY: &[&[u8]] = &[b"self"];
+pub(crate) const SELF_KEY: &[&[u8]] = &[b"self"];
 const DEVICE_KEY: &[&[u8]] = &[b"device signature key"];
 
 /// Milliseconds since the Unix epoch.
@@ -151,6 +151,7 @@ impl Client {
             cursor: 0,
             session: None,
             unreported: Vec::new(),
+            unacked: Vec::new(),
         };
         {
             let mut conn = store.conn()?;

@@ -154,6 +154,11 @@ impl Client {
     /// The safety number with `username` for the key the server now serves for them
     /// (pinned if not yet a contact).
     pub async fn safety(&mut self, username: &str) -> Result<Safety> {
+        Ok(self.safety_and_key(username).await?.0)
+    }
+
+    /// The safety number, and the one key it was computed from.
+    async fn safety_and_key(&mut self, username: &str) -> Result<(Safety, Vec<u8>)> {
         if username == self.profile.username {
             return Err(ClientError::Invalid(
                 "a safety number is for another user, not yourself".into(),
@@ -168,19 +173,19 @@ impl Client {
         )
         .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let changed = contact.root_key != served || contact.changed_root_key.is_some();
-        Ok(Safety {
+        let safety = Safety {
             username: username.to_owned(),
             number,
             verified: contact.verified && !changed,
             changed,
-        })
+        };
+        Ok((safety, served))
     }
 
     /// Marks `username` verified if `typed` is the safety number of the key the server
-    /// serves for them now; that key becomes the pinned key.
+    /// serves for them now; exactly the key the number was computed from is pinned.
     pub async fn verify(&mut self, username: &str, typed: &str) -> Result<Safety> {
-        let (_, served) = self.directory_key(username).await?;
-        let safety = self.safety(username).await?;
+        let (safety, served) = self.safety_and_key(username).await?;
         if !safety.number.matches(typed) {
             return Err(ClientError::SafetyNumberMismatch(username.to_owned()));
         }

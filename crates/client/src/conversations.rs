@@ -16,6 +16,9 @@ use crate::store::Slot;
 pub const DEFAULT_MAX_TTL: u32 = 7 * 24 * 3600;
 /// The `Control` kind that carries a group's name.
 pub const CONTROL_NAME: u16 = 1;
+/// The `Control` kind by which a device tells the user's other devices that the user
+/// leaves the conversation (no payload).
+pub const CONTROL_LEAVE: u16 = 2;
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex_id(bytes: &[u8]) -> String {
@@ -47,44 +50,44 @@ impl Client {
             .ok_or_else(|| ClientError::UnknownConversation(id.into()))
     }
 
-    /// The conversation a user means by `target`: a conversation id, the first characters
-    /// of one (at least 6, if only one matches), a group's name (if only one group has
-    /// it), or a username (their 1:1 conversation with this user). `None` if nothing
-    /// matches (a user with no conversation yet, say).
+    /// The conversation a user means by `target`: a conversation id; `#` and a group's
+    /// name or the first characters of a conversation id (at least 6), if only one
+    /// matches; or a username, meaning the 1:1 conversation with that user — never a
+    /// group, whatever its name. `None` if nothing matches (a user with no conversation
+    /// yet, say).
     pub fn resolve(&self, target: &str) -> Result<Option<String>> {
         let all = self.conversations()?;
         if let Some(c) = all.iter().find(|c| c.id == target) {
             return Ok(Some(c.id.clone()));
         }
+        if let Some(wanted) = target.strip_prefix('#') {
+            let by_name: Vec<_> = all
+                .iter()
+                .filter(|c| c.active && !c.direct && c.name.as_deref() == Some(wanted))
+                .collect();
+            let by_prefix: Vec<_> = if wanted.len() >= 6 {
+                all.iter().filter(|c| c.id.starts_with(wanted)).collect()
+            } else {
+                Vec::new()
+            };
+            return match (by_name.as_slice(), by_prefix.as_slice()) {
+                ([one], _) | ([], [one]) => Ok(Some(one.id.clone())),
+                ([], []) => Ok(None),
+                _ => Err(ClientError::Invalid(format!(
+                    "`{target}` matches several conversations; use more of the conversation id"
+                ))),
+            };
+        }
         let me = self.profile.username.as_str();
-        let direct = all.iter().find(|c| {
-            c.active
-                && c.name.is_none()
-                && c.members.len() == 2
-                && c.members.iter().any(|m| m == target)
-                && c.members.iter().any(|m| m == me)
-        });
-        if let Some(c) = direct {
-            return Ok(Some(c.id.clone()));
-        }
-        let unique = |matches: Vec<&ConversationInfo>| match matches.as_slice() {
-            [one] => Ok(Some(one.id.clone())),
-            [] => Ok(None),
-            _ => Err(ClientError::Invalid(format!(
-                "`{target}` matches several conversations; use the full conversation id"
-            ))),
-        };
-        if target.len() >= 6 && target.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let by_prefix: Vec<_> = all.iter().filter(|c| c.id.starts_with(target)).collect();
-            if !by_prefix.is_empty() {
-                return unique(by_prefix);
-            }
-        }
-        unique(
-            all.iter()
-                .filter(|c| c.active && c.name.as_deref() == Some(target))
-                .collect(),
-        )
+        Ok(all
+            .into_iter()
+            .find(|c| {
+                c.active
+                    && c.direct
+                    && c.members.iter().any(|m| m == target)
+                    && c.members.iter().any(|m| m == me)
+            })
+            .map(|c| c.id))
     }
 
     /// Like [`resolve`](Self::resolve), but an unknown target is an error.
@@ -117,12 +120,15 @@ impl Client {
             .collect();
         managers.sort();
         managers.dedup();
+        let direct = users.len() == 2 && managers.len() == 2 && policy.managers().len() == 2;
         let info = ConversationInfo {
             id: id.to_owned(),
             name: match name {
+                _ if direct => None,
                 Some(n) => n,
                 None => previous.as_ref().and_then(|p| p.name.clone()),
             },
+            direct,
             members: users,
             managers,
             max_ttl_seconds: policy.max_ttl_seconds(),
@@ -259,6 +265,8 @@ impl Client {
         let conn = self.store.conn()?;
         self.store
             .delete_group(&conn, kind::MESSAGE, &[id.as_bytes()])?;
+        self.store
+            .delete_group(&conn, crate::messaging::ATTACHMENT_DATA, &[id.as_bytes()])?;
         // Its MLS state goes too: the keys of a conversation left are of no further use.
         if let Ok(raw) = hex::decode(id) {
             crate::mls_store::forget_group(&self.store, &conn, &raw)?;

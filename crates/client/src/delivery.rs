@@ -20,16 +20,26 @@ fn gone_recipient(message: &str, recipients: &[DeviceAddress]) -> Option<DeviceA
         .cloned()
 }
 
+/// How often a post whose answer was lost is repeated.
+pub const RETRIES: u32 = 3;
+
 impl Client {
     /// Posts an MLS message of conversation `id` to `recipients`, with a fresh message id.
     ///
     /// A recipient the server no longer knows (a device revoked since the conversation
     /// last changed) is dropped from the list and the message sent again: a revoked
     /// device gets nothing, and the next commit of its user removes it from the group.
+    ///
+    /// When the answer is lost (the connection broke, the server failed), the same message
+    /// (same id) is sent again, up to [`RETRIES`] times: the server stores a message id
+    /// once, so a repeat is harmless, and a commit is never left in doubt for a transient
+    /// failure.
     pub(crate) async fn post(&mut self, id: &str, mut body: SendMessage) -> Result<()> {
         body.message_id = hex_id(&sotto_core::crypto::random_array::<16>()?);
         let mut renewed = false;
-        for _ in 0..=body.recipients.len() {
+        let mut retries = 0;
+        let mut refusals = 0;
+        loop {
             let token = self.token().await?;
             match self.api.send(&token, id, &body).await {
                 Err(ClientError::Server { status: 401, .. }) if !renewed => {
@@ -40,17 +50,24 @@ impl Client {
                     status: 400,
                     message,
                     ..
-                }) if gone_recipient(&message, &body.recipients).is_some() => {
+                }) if refusals < body.recipients.len()
+                    && gone_recipient(&message, &body.recipients).is_some() =>
+                {
+                    refusals += 1;
                     if let Some(gone) = gone_recipient(&message, &body.recipients) {
                         body.recipients.retain(|r| *r != gone);
                     }
                 }
+                Err(ClientError::Unreachable { .. })
+                | Err(ClientError::Server { status: 500.., .. })
+                    if retries < RETRIES =>
+                {
+                    retries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500 << retries)).await;
+                }
                 other => return other.map(drop),
             }
         }
-        Err(ClientError::Protocol(
-            "the server keeps refusing the recipients".into(),
-        ))
     }
 
     /// Sends a commit built on conversation `id`, then merges it; a commit the server

@@ -5,7 +5,7 @@ use sotto_core::conversation::Member;
 use sotto_core::policy::{BurnOnRead, Policy};
 
 use crate::client::Client;
-use crate::conversations::{address, CONTROL_NAME};
+use crate::conversations::{address, CONTROL_LEAVE, CONTROL_NAME};
 use crate::error::{ClientError, Result};
 use crate::model::ConversationInfo;
 
@@ -54,6 +54,7 @@ impl Client {
 
     /// Adds every device of `user` to group `id` (managers only).
     pub async fn add_member(&mut self, id: &str, user: &str) -> Result<ConversationInfo> {
+        self.require_policy()?;
         self.catch_up().await?;
         self.require_manager(id)?;
         let present: Vec<String> = self
@@ -81,6 +82,7 @@ impl Client {
 
     /// Removes every device of `user` from group `id` (managers only).
     pub async fn remove_member(&mut self, id: &str, user: &str) -> Result<ConversationInfo> {
+        self.require_policy()?;
         self.catch_up().await?;
         self.require_manager(id)?;
         let members = self.conversation(id)?.members();
@@ -103,9 +105,18 @@ impl Client {
 
     /// Leaves conversation `id`: asks the others to remove this device (any member's next
     /// sync commits it) and forgets the conversation's messages here.
+    /// The user leaves, not just this device: the user's other devices leave too when
+    /// they see this device's notice (a `Control` of kind 2), so that none of them adds
+    /// this device back.
     pub async fn leave(&mut self, id: &str) -> Result<()> {
         // The request must be for the current epoch, or the others cannot process it.
         self.catch_up().await?;
+        self.leave_now(id).await
+    }
+
+    /// Leaves without processing the inbox first (during a sync).
+    pub(crate) async fn leave_now(&mut self, id: &str) -> Result<()> {
+        self.send_control(id, CONTROL_LEAVE, Vec::new()).await?;
         let proposal = self.conversation(id)?.propose_leave()?;
         self.conversation(id)?.persist()?;
         self.send_payload(id, proposal).await?;

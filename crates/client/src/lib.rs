@@ -10,6 +10,28 @@
 //! TTLs, burn-on-read, attachments and receipts ([`messaging`]), and fetches what arrived
 //! ([`sync`], or live over a WebSocket, [`live`]). Everything the server or the disk
 //! supplies is checked; every secret stays in the encrypted store or in zeroized memory.
+//!
+//! A bot that answers every message:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use sotto_client::{Client, SendOptions};
+//!
+//! # async fn bot() -> Result<(), sotto_client::ClientError> {
+//! let mut client = Client::open(Path::new("/var/lib/echo-bot"), b"its passphrase", None, None)?;
+//! let (mut live, _) = client.connect_live().await?;
+//! loop {
+//!     let Some(report) = client.next_live(&mut live, std::time::Duration::from_secs(60)).await?
+//!     else {
+//!         continue;
+//!     };
+//!     for message in &report.messages {
+//!         let reply = format!("you said: {}", message.text);
+//!         client.send_text(&message.conversation, &reply, SendOptions::default()).await?;
+//!     }
+//! }
+//! # }
+//! ```
 
 pub mod account;
 pub mod api;

@@ -19,8 +19,15 @@ pub const DEFAULT_TTL: u32 = 24 * 3600;
 /// Largest attachment (what the server accepts, less the encryption tag).
 pub const MAX_ATTACHMENT: usize = (25 << 20) - 16;
 /// Record kind of decrypted attachment contents.
-const ATTACHMENT_DATA: &str = "attachment_data";
+pub(crate) const ATTACHMENT_DATA: &str = "attachment_data";
 const ATTACHMENT_AAD: &[u8] = b"sotto attachment v1";
+
+/// A send that passed every check: its conversation, TTL and burn-on-read flag.
+struct Ready {
+    id: String,
+    ttl: u32,
+    burn: bool,
+}
 
 /// How a message is sent.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,32 +39,27 @@ pub struct SendOptions {
 }
 
 impl Client {
-    /// Sends `text` to `target` (a username or a conversation id), creating the 1:1
-    /// conversation with a user on first send.
+    /// Sends `text` to `target` (a username or a conversation, see
+    /// [`resolve`](Self::resolve)), creating the 1:1 conversation with a user on first send.
     pub async fn send_text(
         &mut self,
         target: &str,
         text: &str,
         options: SendOptions,
     ) -> Result<Message> {
-        self.send_body(
-            target,
-            Body::Text(text.to_owned()),
-            text.to_owned(),
-            None,
-            options,
-        )
-        .await
+        let ready = self.prepare_send(target, options).await?;
+        self.send_body(ready, Body::Text(text.to_owned()), text.to_owned(), None)
+            .await
     }
 
-    /// Encrypts the file at `path`, uploads it as a blob and sends its key to `target`.
+    /// Encrypts the file at `path`, uploads it as a blob that lives as long as the message,
+    /// and sends its key to `target`.
     pub async fn send_file(
         &mut self,
         target: &str,
         path: &Path,
         options: SendOptions,
     ) -> Result<Message> {
-        self.require_policy()?;
         let data = Zeroizing::new(std::fs::read(path).map_err(|e| {
             ClientError::Attachment(format!("cannot read {}: {e}", path.display()))
         })?);
@@ -67,6 +69,7 @@ impl Client {
                 path.display()
             )));
         }
+        let ready = self.prepare_send(target, options).await?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -75,60 +78,53 @@ impl Client {
         let nonce = crypto::random_array::<12>()?;
         let ciphertext = crypto::aes256gcm_seal(&key, &nonce, ATTACHMENT_AAD, &data)?;
         let digest = crypto::sha256(&ciphertext);
-        let ttl = options.ttl_seconds.unwrap_or(DEFAULT_TTL);
         let token = self.token().await?;
-        let stored = self.api.upload_attachment(&token, ciphertext, ttl).await?;
-        let locator = format!("{}:{}", stored.id, stored.token);
-        let attachment = Attachment {
-            blob_id: locator.as_bytes().to_vec(),
-            key: *key,
-            nonce,
-            ciphertext_sha256: digest,
-            size: data.len() as u64,
-            media_type: "application/octet-stream".into(),
-            file_name: file_name.clone(),
-        };
-        let local = StoredAttachment {
-            locator,
-            key: *key,
-            nonce,
-            ciphertext_sha256: digest,
-            size: data.len() as u64,
-            file_name: file_name.clone(),
-            media_type: attachment.media_type.clone(),
-        };
-        let message = self
-            .send_body(
-                target,
-                Body::Attachment(attachment),
-                file_name,
-                Some(local),
-                options,
-            )
+        let stored = self
+            .api
+            .upload_attachment(&token, ciphertext, ready.ttl)
             .await?;
+        let local = StoredAttachment {
+            locator: format!("{}:{}", stored.id, stored.token),
+            key: *key,
+            nonce,
+            ciphertext_sha256: digest,
+            size: data.len() as u64,
+            file_name: file_name.clone(),
+            media_type: "application/octet-stream".into(),
+        };
+        let attachment = Attachment {
+            blob_id: local.locator.as_bytes().to_vec(),
+            key: *key,
+            nonce,
+            ciphertext_sha256: digest,
+            size: local.size,
+            media_type: local.media_type.clone(),
+            file_name: file_name.clone(),
+        };
+        let sent = self
+            .send_body(ready, Body::Attachment(attachment), file_name, Some(local))
+            .await;
+        let message = match sent {
+            Ok(message) => message,
+            Err(e) => {
+                // Nobody will fetch the blob: delete it now rather than at its expiry.
+                let _ = self.api.delete_attachment(&stored.id, &stored.token).await;
+                return Err(e);
+            }
+        };
         self.put_attachment_data(&message, &data)?;
         Ok(message)
     }
 
-    async fn send_body(
-        &mut self,
-        target: &str,
-        body: Body,
-        text: String,
-        attachment: Option<StoredAttachment>,
-        options: SendOptions,
-    ) -> Result<Message> {
+    /// Everything a send checks before anything leaves the device: the policy was
+    /// acknowledged, the inbox is processed, the conversation exists (a 1:1 is created),
+    /// no verified contact's key changed, and the TTL and burn-on-read fit the policy.
+    async fn prepare_send(&mut self, target: &str, options: SendOptions) -> Result<Ready> {
         self.require_policy()?;
         // Process pending commits first: a message from an old epoch may be unreadable.
         self.catch_up().await?;
         let id = match self.resolve(target)? {
-            Some(id) => {
-                if self.conversation_info(&id)?.name.is_none() && target != id {
-                    // A 1:1 conversation named by username: check their key now.
-                    self.refresh_contact(target).await?;
-                }
-                id
-            }
+            Some(id) => id,
             None => self.direct_conversation(target).await?,
         };
         let info = self.conversation_info(&id)?;
@@ -137,16 +133,32 @@ impl Client {
                 "you are no longer in conversation {id}"
             )));
         }
+        if info.direct {
+            // A 1:1 conversation: check the peer's key with the directory now.
+            if let Some(peer) = info.members.iter().find(|m| **m != self.profile.username) {
+                self.refresh_contact(&peer.clone()).await?;
+            }
+        }
         self.check_members(&id)?;
-        let identity = self.identity().clone();
-        let sent_at = self.now();
-        let conversation = self.conversation(&id)?;
-        let policy = conversation.policy().clone();
+        let policy = self.conversation(&id)?.policy().clone();
         let ttl = options
             .ttl_seconds
             .unwrap_or(DEFAULT_TTL.min(policy.max_ttl_seconds()));
         let burn = options.burn_on_read || policy.burn_on_read() == BurnOnRead::Required;
         policy.check_message(ttl, burn)?;
+        Ok(Ready { id, ttl, burn })
+    }
+
+    async fn send_body(
+        &mut self,
+        ready: Ready,
+        body: Body,
+        text: String,
+        attachment: Option<StoredAttachment>,
+    ) -> Result<Message> {
+        let Ready { id, ttl, burn } = ready;
+        let identity = self.identity().clone();
+        let sent_at = self.now();
         let content = Content::new(
             identity.user.as_str(),
             identity.device_id,
@@ -155,6 +167,7 @@ impl Client {
             burn,
             body,
         )?;
+        let conversation = self.conversation(&id)?;
         let ciphertext = conversation.send(&content)?;
         conversation.persist()?;
         self.send_payload(&id, ciphertext).await?;

@@ -44,6 +44,9 @@ pub struct Profile {
     /// returned by [`crate::Client::sync`]: (conversation, message id).
     #[serde(default)]
     pub unreported: Vec<(String, String)>,
+    /// Inbox cursors processed but not yet acknowledged to the server.
+    #[serde(default)]
+    pub unacked: Vec<u64>,
 }
 
 impl core::fmt::Debug for Profile {
@@ -75,8 +78,11 @@ pub struct Contact {
 pub struct ConversationInfo {
     /// The conversation id (MLS group id), lower-case hex.
     pub id: String,
-    /// A group's name; `None` for a 1:1 conversation.
+    /// A group's name; `None` for a 1:1 conversation (and a group not yet named).
     pub name: Option<String>,
+    /// A 1:1 conversation: two users, both managers, and no other manager.
+    #[serde(default)]
+    pub direct: bool,
     /// The member usernames (this user included).
     pub members: Vec<String>,
     /// The managers' usernames.
@@ -204,6 +210,8 @@ pub struct SyncReport {
     pub notices: Vec<Notice>,
     /// Conversations joined.
     pub joined: Vec<String>,
+    /// Conversations this user left from another device, which this one leaves too.
+    pub left: Vec<String>,
 }
 
 #[cfg(test)]
@@ -257,6 +265,7 @@ mod tests {
             cursor: 0,
             session: Some(("bearer-token-value".into(), 9)),
             unreported: vec![],
+            unacked: vec![],
         };
         assert_eq!(
             format!("{profile:?}"),

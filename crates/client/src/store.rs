@@ -78,12 +78,37 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// An open, unlocked profile store.
+/// File name of the lock that keeps a profile to one process at a time.
+pub const LOCK_FILE: &str = "profile.lock";
+
+/// An open, unlocked profile store. While it is open, no other process can open the
+/// profile: two processes would each hold MLS state in memory and overwrite the other's,
+/// reusing message keys (messages then fail to decrypt at the receivers).
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     conn: Mutex<Connection>,
     vault: Vault,
+    _lock: std::fs::File,
+}
+
+/// Takes the profile's lock, or explains who holds it.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(&path, e))?;
+    fs4::FileExt::try_lock(&file).map_err(|_| {
+        ClientError::Store(format!(
+            "the profile {} is in use by another sotto (a running `sotto chat` or `sync \
+             --wait`, say); close it, or use that one",
+            dir.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 impl Store {
@@ -95,6 +120,7 @@ impl Store {
         }
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         restrict_dir(dir)?;
+        let lock = lock(dir)?;
         let (vault, sealed) = Vault::create(passphrase, params)?;
         // A database without a key file is a leftover of an interrupted creation, whose
         // records no key can open any more.
@@ -117,6 +143,7 @@ impl Store {
             dir: dir.to_owned(),
             conn: Mutex::new(conn),
             vault,
+            _lock: lock,
         })
     }
 
@@ -131,11 +158,13 @@ impl Store {
         }
         let sealed = Zeroizing::new(std::fs::read(&key_path).map_err(|e| io_error(&key_path, e))?);
         let vault = Vault::open(&sealed, passphrase)?;
+        let lock = lock(dir)?;
         let conn = open_db(&dir.join(DB_FILE))?;
         Ok(Self {
             dir: dir.to_owned(),
             conn: Mutex::new(conn),
             vault,
+            _lock: lock,
         })
     }
 

@@ -9,7 +9,7 @@ use sotto_core::content::{Body, ReceiptKind};
 use sotto_core::conversation::{ConversationError, Event, ReceivedMessage};
 
 use crate::client::Client;
-use crate::conversations::{address, hex_id, CONTROL_NAME};
+use crate::conversations::{address, hex_id, CONTROL_LEAVE, CONTROL_NAME};
 use crate::error::{ClientError, Result};
 use crate::model::{Message, StoredAttachment, SyncReport};
 
@@ -58,6 +58,13 @@ impl Client {
         self.purge_expired()?;
         let mut report = SyncReport::default();
         let mut delivered = BTreeMap::new();
+        // Entries processed by an earlier sync whose acknowledgment did not arrive.
+        if !self.profile.unacked.is_empty() {
+            let token = self.token().await?;
+            self.api.ack(&token, self.profile.unacked.clone()).await?;
+            self.profile.unacked.clear();
+            self.save_profile()?;
+        }
         loop {
             let token = self.token().await?;
             let inbox = match self.api.inbox(&token, self.profile.cursor, PAGE).await {
@@ -74,6 +81,8 @@ impl Client {
                 .process_entries(inbox.messages, &mut report, &mut delivered)
                 .await?;
             self.api.ack(&token, cursors).await?;
+            self.profile.unacked.clear();
+            self.save_profile()?;
         }
         self.upkeep(&mut report, delivered).await;
         Ok(report)
@@ -93,6 +102,8 @@ impl Client {
             self.profile.cursor = self.profile.cursor.max(entry.cursor);
             cursors.push(entry.cursor);
         }
+        // Until the server confirms the acknowledgment, the cursors are kept to send again.
+        self.profile.unacked.extend(cursors.iter().copied());
         self.save_profile()?;
         Ok(cursors)
     }
@@ -116,10 +127,19 @@ impl Client {
         let outcome = self.conversation(&id)?.process(&entry.payload.0, now);
         match outcome {
             Ok(Event::Message(message)) => {
-                self.conversation(&id)?.persist()?;
-                if let Some(stored) = self.receive(&id, *message, report).await? {
-                    delivered.entry(id).or_default().push(stored);
+                // The message is stored before the conversation (whose state no longer
+                // holds its key): a crash between the two redelivers it, and the stored
+                // copy makes the second one a duplicate, not a loss.
+                match self.receive(&id, *message, report).await {
+                    Ok(Some(stored)) => delivered.entry(id.clone()).or_default().push(stored),
+                    Ok(None) => {}
+                    Err(e @ (ClientError::Attachment(_) | ClientError::Invalid(_))) => {
+                        let text = format!("a message in conversation {id} was dropped: {e}");
+                        report.notices.push(self.notice(text)?);
+                    }
+                    Err(e) => return Err(e),
                 }
+                self.conversation(&id)?.persist()?;
             }
             Ok(Event::Commit(summary)) => {
                 if summary.self_removed {
@@ -176,7 +196,25 @@ impl Client {
     ) -> Result<Option<String>> {
         let sender = message.sender.clone();
         let from = sender.user.to_string();
-        self.observe_root_key(&from, sender.root_key.as_bytes())?;
+        // From this user's other device, or from a device that only claims this user's name.
+        let mine = from == self.profile.username;
+        if mine && !sender.same_user(self.identity()) {
+            let text = format!(
+                "a device calling itself {from} but certified by another account key sent a \
+                 message in conversation {id}; it was not shown. It is not one of your devices."
+            );
+            report.notices.push(self.notice(text)?);
+            return Ok(None);
+        }
+        let contact = self.observe_root_key(&from, sender.root_key.as_bytes())?;
+        if contact.verified && contact.root_key != sender.root_key.as_bytes() {
+            let text = format!(
+                "a message from {from} in conversation {id} came from a device under an account \
+                 key other than the one you verified; it was not shown"
+            );
+            report.notices.push(self.notice(text)?);
+            return Ok(None);
+        }
         let content = &message.content;
         let message_id = hex_id(&content.id.0);
         let (text, attachment) = match &content.body {
@@ -196,6 +234,7 @@ impl Client {
                 };
                 (stored.file_name.clone(), Some(stored))
             }
+            Body::Receipt(_) if mine => return Ok(None),
             Body::Receipt(receipt) => {
                 for target in &receipt.messages {
                     self.apply_receipt(id, &hex_id(&target.0), &from, receipt.kind)?;
@@ -203,11 +242,25 @@ impl Client {
                 return Ok(None);
             }
             Body::Control(control) if control.kind == CONTROL_NAME => {
+                // Only a manager names a group; a 1:1 conversation has no name.
+                let is_manager = self
+                    .conversation(id)?
+                    .policy()
+                    .is_manager(&sender.root_fingerprint);
+                if !is_manager || self.conversation_info(id)?.direct {
+                    return Ok(None);
+                }
                 let name: String = String::from_utf8_lossy(&control.payload)
                     .chars()
                     .take(MAX_NAME)
                     .collect();
                 self.save_info(id, Some(Some(name)))?;
+                return Ok(None);
+            }
+            Body::Control(control) if control.kind == CONTROL_LEAVE && mine => {
+                if !report.left.iter().any(|l| l == id) {
+                    report.left.push(id.to_owned());
+                }
                 return Ok(None);
             }
             Body::Control(_) | Body::Call(_) => return Ok(None),
@@ -225,8 +278,9 @@ impl Client {
             sent_at: content.sent_at_ms,
             expires_at: message.expires_at_ms,
             burn_on_read: content.burn_on_read,
-            outgoing: false,
-            read: false,
+            // Sent by this user's other device: this user's own message.
+            outgoing: mine,
+            read: mine,
             delivered_to: vec![],
             read_by: vec![],
         };
@@ -244,7 +298,8 @@ impl Client {
             }
         }
         report.messages.push(stored);
-        Ok(Some(message_id))
+        // Delivery receipts are for other users' messages only.
+        Ok((!mine).then_some(message_id))
     }
 
     fn apply_receipt(
@@ -270,6 +325,7 @@ impl Client {
         if kind == ReceiptKind::Read && message.burn_on_read {
             // The sender's copy of a burn-on-read message goes once it was read.
             self.delete_message(id, message_id)?;
+            crate::store::checkpoint(&*self.store.conn()?)?;
             return Ok(());
         }
         self.store_message(&message)
@@ -277,14 +333,35 @@ impl Client {
 
     /// The work after processing the inbox. Failures become notices: the messages are
     /// already stored, and the next sync tries again.
+    /// The upkeep a sync does, without fetching the inbox, for front ends that receive
+    /// over the live connection: commit pending leave requests, keep this user's devices
+    /// in its conversations, refill KeyPackages. Failures become notices in the report.
+    pub async fn maintain(&mut self) -> SyncReport {
+        let mut report = SyncReport::default();
+        self.upkeep(&mut report, BTreeMap::new()).await;
+        report
+    }
+
     async fn upkeep(&mut self, report: &mut SyncReport, delivered: BTreeMap<String, Vec<String>>) {
+        // Pending proposals first: MLS sends nothing else in a conversation while one waits.
+        if let Err(e) = self.commit_pending_proposals().await {
+            tracing::debug!("pending proposals not committed: {e}");
+        }
+        // Nothing at all is sent before the user acknowledged the ephemerality policy.
+        let delivered = if self.policy_accepted() {
+            delivered
+        } else {
+            BTreeMap::new()
+        };
         for (id, ids) in delivered {
             if let Err(e) = self.send_receipt(&id, ReceiptKind::Delivered, &ids).await {
                 tracing::debug!("delivery receipt not sent: {e}");
             }
         }
-        if let Err(e) = self.commit_pending_proposals().await {
-            tracing::debug!("pending proposals not committed: {e}");
+        for id in report.left.clone() {
+            if let Err(e) = self.leave_now(&id).await {
+                tracing::debug!("could not follow the user's leave: {e}");
+            }
         }
         if let Err(e) = self.maintain_own_devices().await {
             if let Ok(n) = self.notice(format!(
@@ -325,7 +402,13 @@ impl Client {
         Ok(())
     }
 
-    /// Adds this user's new devices to every conversation and removes revoked ones.
+    /// Adds this user's new devices to its conversations and removes revoked ones.
+    ///
+    /// Own devices are those certified by this user's root key, not merely named like
+    /// this user. At most one claim of this user's KeyPackages is made per sync (claims
+    /// are rate-limited, and each hands out one KeyPackage per device), so a new device
+    /// joins one conversation per sync of another device; a conversation that fails is
+    /// reported and the others still get their turn.
     async fn maintain_own_devices(&mut self) -> Result<()> {
         let active: Vec<String> = self
             .conversations()?
@@ -342,43 +425,62 @@ impl Client {
             .iter()
             .map(|d| d.device_id.to_hex())
             .collect();
-        let me = self.profile.username.clone();
+        let mut claimed_once = false;
+        let mut failures = Vec::new();
         for id in active {
-            let members = self.conversation(&id)?.members();
-            let own: Vec<_> = members
-                .iter()
-                .filter(|m| m.identity.user.as_str() == me)
-                .collect();
-            let present: Vec<String> = own.iter().map(|m| m.identity.device_id.to_hex()).collect();
-            let revoked: Vec<_> = own
-                .iter()
-                .filter(|m| !mine.contains(&m.identity.device_id.to_hex()))
-                .collect();
-            let missing = mine.iter().any(|d| !present.contains(d));
-            if !missing && revoked.is_empty() {
-                continue;
+            match self.maintain_one(&id, &mine, &mut claimed_once).await {
+                Ok(()) => {}
+                Err(e) => failures.push(format!("{id}: {e}")),
             }
-            let claimed = if missing {
-                self.claim_devices(&me, &present).await?
-            } else {
-                Vec::new()
-            };
-            let (added, key_packages): (Vec<_>, Vec<_>) = claimed.into_iter().unzip();
-            let indexes: Vec<u32> = revoked.iter().map(|m| m.index).collect();
-            let removed: Vec<DeviceAddress> = revoked.iter().map(|m| address(m)).collect();
-            if key_packages.is_empty() && indexes.is_empty() {
-                continue;
-            }
-            let out = self
-                .conversation(&id)?
-                .add_and_remove(&key_packages, &indexes)?;
-            self.deliver_commit(&id, out, added, vec![], &removed)
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ClientError::Invalid(failures.join("; ")))
+        }
+    }
+
+    async fn maintain_one(
+        &mut self,
+        id: &str,
+        mine: &[String],
+        claimed_once: &mut bool,
+    ) -> Result<()> {
+        let me = self.identity().clone();
+        let members = self.conversation(id)?.members();
+        let own: Vec<_> = members
+            .iter()
+            .filter(|m| m.identity.same_user(&me))
+            .collect();
+        let present: Vec<String> = own.iter().map(|m| m.identity.device_id.to_hex()).collect();
+        let revoked: Vec<_> = own
+            .iter()
+            .filter(|m| !mine.contains(&m.identity.device_id.to_hex()))
+            .collect();
+        let missing = mine.iter().any(|d| !present.contains(d));
+        let (added, key_packages): (Vec<_>, Vec<_>) = if missing && !*claimed_once {
+            *claimed_once = true;
+            self.claim_devices(me.user.as_str(), &present)
+                .await?
+                .into_iter()
+                .unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let indexes: Vec<u32> = revoked.iter().map(|m| m.index).collect();
+        let removed: Vec<DeviceAddress> = revoked.iter().map(|m| address(m)).collect();
+        if key_packages.is_empty() && indexes.is_empty() {
+            return Ok(());
+        }
+        let out = self
+            .conversation(id)?
+            .add_and_remove(&key_packages, &indexes)?;
+        self.deliver_commit(id, out, added, vec![], &removed)
+            .await?;
+        let info = self.save_info(id, None)?;
+        if let Some(name) = info.name {
+            self.send_control(id, CONTROL_NAME, name.into_bytes())
                 .await?;
-            let info = self.save_info(&id, None)?;
-            if let Some(name) = info.name {
-                self.send_control(&id, CONTROL_NAME, name.into_bytes())
-                    .await?;
-            }
         }
         Ok(())
     }

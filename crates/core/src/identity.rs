@@ -201,6 +201,21 @@ impl UserRootKey {
         &self.user
     }
 
+    /// The secret key in PKCS#8 form, for a device's encrypted store while a registration
+    /// is unfinished. It is zeroized when dropped and must never leave the device
+    /// unencrypted.
+    pub fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.key.pkcs8().to_vec())
+    }
+
+    /// A root key of `user` read back from [`to_pkcs8`](Self::to_pkcs8) output.
+    pub fn from_pkcs8(user: UserId, pkcs8: &[u8]) -> Result<Self, IdentityError> {
+        Ok(Self {
+            user,
+            key: SigningKey::from_pkcs8(pkcs8)?,
+        })
+    }
+
     /// The public half.
     pub fn public_key(&self) -> RootPublicKey {
         RootPublicKey(self.key.public_key())

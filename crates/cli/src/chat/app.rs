@@ -117,6 +117,8 @@ pub struct App {
     pub stale: bool,
     /// Notices older than this (ms) are not shown.
     pub(super) notices_since: u64,
+    /// When the client's upkeep last ran (pending leaves, own devices, KeyPackages).
+    pub(super) maintained: Option<std::time::Instant>,
     seen_notices: HashSet<(u64, String)>,
 }
 

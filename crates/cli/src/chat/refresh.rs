@@ -12,6 +12,8 @@ use super::app::{App, Level, Outgoing};
 
 /// How often the store is read again even when nothing arrived (receipts, expiry).
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How often the client's upkeep runs (a sync does it; live delivery does not).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 
 /// Deletes what expired, sends what was queued, and reloads from the store if needed.
 pub async fn chores(client: &mut Client, app: &mut App, refreshed: &mut Option<Instant>) {
@@ -22,6 +24,13 @@ pub async fn chores(client: &mut Client, app: &mut App, refreshed: &mut Option<I
     }
     while let Some(outgoing) = app.outbox.pop_front() {
         send(client, app, outgoing).await;
+    }
+    if app.maintained.is_none_or(|t| t.elapsed() >= MAINTAIN_EVERY) {
+        app.maintained = Some(Instant::now());
+        let report = client.maintain().await;
+        if !report.notices.is_empty() {
+            app.stale = true;
+        }
     }
     if app.stale || refreshed.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) {
         if let Err(e) = app.refresh(client).await {
