@@ -419,13 +419,15 @@ async fn nothing_secret_reaches_the_logs_events_or_store(db: Db) {
     let got = inbox(server, &bob).await;
     assert_eq!(got.messages.len(), 1, "only the unacknowledged message");
     assert_eq!(read(&mut cb, &got.messages[0]), format!("{PLAINTEXT} #2"));
-    ack(server, &bob, vec![got.messages[0].cursor]).await;
-    assert!(inbox(server, &bob).await.messages.is_empty());
-    // The same message came live too (bob already read it over HTTP).
+    // The same message comes live too. It is awaited before the acknowledgment: once
+    // acknowledged, a message not yet pushed (the wake-up is asynchronous, and on
+    // PostgreSQL goes through LISTEN/NOTIFY) is no longer there to push.
     assert_eq!(
         next_message(&mut socket).await.cursor,
         got.messages[0].cursor
     );
+    ack(server, &bob, vec![got.messages[0].cursor]).await;
+    assert!(inbox(server, &bob).await.messages.is_empty());
     socket.close(None).await.unwrap();
     drop(socket);
     // The payloads: ciphertext, but the log is no place for them either (15 bytes from
