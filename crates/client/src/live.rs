@@ -113,6 +113,9 @@ impl Client {
                 Err(_) => break,
             }
         }
+        // Entries at or before the cursor were processed already (a replaying server).
+        let cursor = self.profile.cursor;
+        entries.retain(|m| m.cursor > cursor);
         if entries.is_empty() {
             return Ok(Some(report));
         }

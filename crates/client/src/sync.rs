@@ -74,11 +74,19 @@ impl Client {
                 }
                 other => other?,
             };
-            if inbox.messages.is_empty() {
+            // Only entries after the cursor are new. A server that serves old entries
+            // again (or nothing new) ends the sync instead of keeping it busy forever.
+            let cursor = self.profile.cursor;
+            let fresh: Vec<_> = inbox
+                .messages
+                .into_iter()
+                .filter(|m| m.cursor > cursor)
+                .collect();
+            if fresh.is_empty() {
                 break;
             }
             let cursors = self
-                .process_entries(inbox.messages, &mut report, &mut delivered)
+                .process_entries(fresh, &mut report, &mut delivered)
                 .await?;
             self.api.ack(&token, cursors).await?;
             self.profile.unacked.clear();
