@@ -38,7 +38,8 @@ pub struct Exchange {
     pub response: Vec<u8>,
 }
 
-/// What a rule does to an exchange: before forwarding (`response` empty) and after.
+/// What a rule does to an exchange: before forwarding (`response` empty; setting
+/// `status` answers in the server's place, and the request never reaches it) and after.
 pub type Rewrite = Box<dyn FnMut(&mut Exchange, Phase) + Send>;
 
 /// When a rule runs.
@@ -139,6 +140,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         response: Vec::new(),
     };
     apply(&shared, &mut exchange, Phase::Request);
+    if exchange.status != 0 {
+        // A rule answered in the server's place: the request never reaches it.
+        return answer_with(exchange.status, exchange.response, None);
+    }
     let mut url = format!("{}{}", shared.upstream, exchange.path);
     if let Some(query) = &exchange.query {
         url = format!("{url}?{query}");
@@ -163,15 +168,13 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
     };
     apply(&shared, &mut exchange, Phase::Response);
-    let mut response = Response::new(Body::from(exchange.response));
-    *response.status_mut() =
-        StatusCode::from_u16(exchange.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    if let Some(content_type) = content_type {
-        response.headers_mut().insert("content-type", content_type);
-    } else {
-        response
-            .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-    }
+    answer_with(exchange.status, exchange.response, content_type)
+}
+
+fn answer_with(status: u16, body: Vec<u8>, content_type: Option<HeaderValue>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("content-type", content_type);
     response
 }
