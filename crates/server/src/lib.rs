@@ -198,6 +198,36 @@ impl Running {
     }
 }
 
+/// A server started by [`start_embedded`], for a program (or a test) that embeds one:
+/// it shuts down gracefully when this handle is dropped.
+#[derive(Debug)]
+pub struct Embedded {
+    /// The base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a server in this process (see [`start`]) that runs until the handle is dropped.
+pub async fn start_embedded(config: Config) -> Result<Embedded, StartError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = start(config, async {
+        let _ = stopped.await;
+    })
+    .await?;
+    Ok(Embedded {
+        url: running.url(),
+        stop: Some(stop),
+    })
+}
+
 /// Loads the TLS certificate (if any), opens the store and starts serving; the server stops
 /// gracefully (finishing requests in flight) when `shutdown` completes.
 pub async fn start(

@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tokio::sync::oneshot;
-
 pub const PASSPHRASE: &str = "local passphrase for tests";
 
 pub fn password(name: &str) -> String {
@@ -16,8 +14,7 @@ pub fn password(name: &str) -> String {
 pub struct Server {
     pub url: String,
     pub data: tempfile::TempDir,
-    pub log: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
+    _running: sotto_server::Embedded,
 }
 
 impl Server {
@@ -32,18 +29,11 @@ impl Server {
         let mut config =
             sotto_server::Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_owned());
         config.database_url = database_url;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = sotto_server::start(config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-        let log = data.path().join("test.log");
+        let running = sotto_server::start_embedded(config).await.unwrap();
         Self {
-            url: format!("http://{}", running.addr),
+            url: running.url.clone(),
             data,
-            log,
-            stop: Some(stop),
+            _running: running,
         }
     }
 
@@ -57,14 +47,6 @@ impl Server {
             }
         }
         all
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use sotto_client::{Client, NewProfile};
 use sotto_core::backup::ScryptParams;
-use tokio::sync::oneshot;
 
 pub const PASSPHRASE: &[u8] = b"local passphrase for tests";
 
@@ -21,7 +20,7 @@ pub fn quick() -> ScryptParams {
 pub struct Server {
     pub url: String,
     pub data: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    _running: sotto_server::Embedded,
 }
 
 impl Server {
@@ -43,8 +42,7 @@ impl Server {
             cert: cert_path.clone(),
             key: key_path,
         };
-        let mut server = Self::start_with(move |c| c.tls = Some(files)).await;
-        server.url = server.url.replacen("http://", "https://", 1);
+        let server = Self::start_with(move |c| c.tls = Some(files)).await;
         let kept = server.data.path().join("ca.pem");
         std::fs::copy(&cert_path, &kept).unwrap();
         (server, kept)
@@ -55,16 +53,11 @@ impl Server {
         let mut config =
             sotto_server::Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_owned());
         adjust(&mut config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = sotto_server::start(config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
+        let running = sotto_server::start_embedded(config).await.unwrap();
         Self {
-            url: format!("http://{}", running.addr),
+            url: running.url.clone(),
             data,
-            stop: Some(stop),
+            _running: running,
         }
     }
 
@@ -78,14 +71,6 @@ impl Server {
             }
         }
         all
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -7,7 +7,6 @@ use sotto_api::{Inbox, MessageKind};
 use sotto_client::{Client, NewProfile};
 use sotto_core::backup::ScryptParams;
 use sotto_hostile::{Exchange, Phase, Proxy};
-use tokio::sync::oneshot;
 
 pub const PASSPHRASE: &[u8] = b"local passphrase for tests";
 
@@ -15,7 +14,7 @@ pub struct Server {
     pub url: String,
     pub data: tempfile::TempDir,
     pub profiles: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    _running: sotto_server::Embedded,
 }
 
 impl Server {
@@ -23,30 +22,17 @@ impl Server {
         let data = tempfile::tempdir().unwrap();
         let config =
             sotto_server::Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_owned());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = sotto_server::start(config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
+        let running = sotto_server::start_embedded(config).await.unwrap();
         Self {
-            url: format!("http://{}", running.addr),
+            url: running.url.clone(),
             data,
             profiles: tempfile::tempdir().unwrap(),
-            stop: Some(stop),
+            _running: running,
         }
     }
 
     pub fn profile(&self, name: &str) -> PathBuf {
         self.profiles.path().join(name)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
