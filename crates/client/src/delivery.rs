@@ -141,6 +141,15 @@ impl Client {
         self.send_payload(id, ciphertext).await
     }
 
+    /// Posts bytes the caller built itself (through
+    /// [`mls_conversation`](Client::mls_conversation)) to every other member device of
+    /// `id`, bypassing every check of a send. It exists for the test suites that play a
+    /// malicious member; an honest front end never needs it.
+    #[doc(hidden)]
+    pub async fn post_raw(&mut self, id: &str, bytes: Vec<u8>) -> Result<()> {
+        self.send_payload(id, bytes).await
+    }
+
     /// Posts an application message to every other member device of `id`.
     pub(crate) async fn send_payload(&mut self, id: &str, ciphertext: Vec<u8>) -> Result<()> {
         let me = self.profile.device_id.clone();
