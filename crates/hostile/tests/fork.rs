@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use sotto_api::MessageKind;
-use sotto_client::{Client, GroupSpec, NewProfile, SendOptions};
+use sotto_client::{Client, NewProfile, SendOptions};
 use sotto_core::backup::ScryptParams;
 use sotto_hostile::Phase;
 
@@ -21,12 +21,7 @@ async fn a_forked_member_is_told_and_never_shown_a_wrong_message() {
     let _dave = person(&server, "dave").await;
     let group = alice
         .client
-        .create_group(GroupSpec {
-            name: "ops".into(),
-            members: vec!["bob".into(), "carol".into()],
-            max_ttl_seconds: 3600,
-            burn_on_read_required: false,
-        })
+        .create_group(group("ops", &["bob", "carol"]))
         .await
         .unwrap();
     bob.client.sync().await.unwrap();

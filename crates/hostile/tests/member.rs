@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use sotto_client::{GroupSpec, SendOptions};
+use sotto_client::SendOptions;
 use sotto_core::content::{Body, Content};
 
 /// Encrypts `content` in conversation `id` of `member` without any Sotto check, and posts it.
@@ -32,12 +32,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
     let mut carol = person(&server, "carol").await;
     let group = alice
         .client
-        .create_group(GroupSpec {
-            name: "ops".into(),
-            members: vec!["bob".into(), "carol".into()],
-            max_ttl_seconds: 3600,
-            burn_on_read_required: false,
-        })
+        .create_group(group("ops", &["bob", "carol"]))
         .await
         .unwrap();
     bob.client.sync().await.unwrap();
@@ -88,14 +83,6 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
         .send_text(&group.id, "honest again", SendOptions::default())
         .await
         .unwrap();
-    let texts: Vec<_> = carol
-        .client
-        .sync()
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .map(|m| m.text.clone())
-        .collect();
+    let texts = received(&mut carol).await;
     assert_eq!(texts, ["honest again"]);
 }

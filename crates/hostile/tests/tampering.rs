@@ -44,16 +44,7 @@ async fn a_flipped_bit_in_a_message_is_rejected_and_the_conversation_goes_on() {
             .send_text("bob", "intact", SendOptions::default())
             .await
             .unwrap();
-        let texts: Vec<_> = bob
-            .client
-            .sync()
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.text.clone())
-            .collect();
-        assert_eq!(texts, ["intact"]);
+        assert_eq!(received(&mut bob).await, ["intact"]);
     }
 }
 
@@ -116,15 +107,7 @@ async fn a_withheld_message_leaves_the_conversation_intact() {
             .await
             .unwrap();
     }
-    let texts: Vec<_> = bob
-        .client
-        .sync()
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .map(|m| m.text.clone())
-        .collect();
+    let texts = received(&mut bob).await;
     assert_eq!(texts, ["delivered"]);
     assert!(notices(&bob.client).is_empty());
 }
@@ -211,12 +194,7 @@ async fn a_replayed_commit_of_a_past_epoch_is_rejected_and_changes_nothing() {
     });
     let group = alice
         .client
-        .create_group(sotto_client::GroupSpec {
-            name: "g".into(),
-            members: vec!["bob".into()],
-            max_ttl_seconds: 3600,
-            burn_on_read_required: false,
-        })
+        .create_group(group("g", &["bob"]))
         .await
         .unwrap();
     bob.client.sync().await.unwrap();

@@ -98,3 +98,26 @@ pub fn notices(client: &Client) -> Vec<String> {
         .map(|n| n.text)
         .collect()
 }
+
+/// Syncs `person` and returns the texts of the messages that arrived.
+pub async fn received(person: &mut Person) -> Vec<String> {
+    person
+        .client
+        .sync()
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect()
+}
+
+/// A group named `name` with `members`, messages living at most an hour.
+pub fn group(name: &str, members: &[&str]) -> sotto_client::GroupSpec {
+    sotto_client::GroupSpec {
+        name: name.into(),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        max_ttl_seconds: 3600,
+        burn_on_read_required: false,
+    }
+}
