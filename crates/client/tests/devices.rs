@@ -20,13 +20,7 @@ async fn a_device_added_later_joins_at_the_next_sync_but_cannot_read_earlier_mes
     bob.sync().await.unwrap();
 
     let laptop_dir = profiles.dir("bob-laptop");
-    let mut laptop = Client::login(
-        new_profile(&laptop_dir, &server.url, true),
-        "bob",
-        &password("bob"),
-    )
-    .await
-    .unwrap();
+    let mut laptop = new_device(&server, &laptop_dir, "bob").await;
     assert_ne!(laptop.device_id(), bob.device_id());
     let devices = bob.devices().await.unwrap();
     assert_eq!(devices.len(), 2);

@@ -44,13 +44,7 @@ async fn a_registration_cut_short_after_the_account_exists_is_finished_by_runnin
     );
     drop(alice);
     let laptop = profiles.dir("alice-laptop");
-    Client::login(
-        new_profile(&laptop, &server.url, true),
-        "alice",
-        &password("alice"),
-    )
-    .await
-    .unwrap();
+    new_device(&server, &laptop, "alice").await;
 }
 
 #[tokio::test]
@@ -105,13 +99,7 @@ async fn a_users_other_device_neither_burns_nor_acknowledges_the_users_own_messa
     let mut alice = person(&server, &profiles, "alice").await;
     let mut bob = person(&server, &profiles, "bob").await;
     let laptop_dir = profiles.dir("alice-laptop");
-    let mut laptop = Client::login(
-        new_profile(&laptop_dir, &server.url, true),
-        "alice",
-        &password("alice"),
-    )
-    .await
-    .unwrap();
+    let mut laptop = new_device(&server, &laptop_dir, "alice").await;
     alice
         .send_text("bob", "hello", SendOptions::default())
         .await
@@ -154,13 +142,7 @@ async fn leaving_from_one_device_takes_the_users_other_devices_along() {
     let mut alice = person(&server, &profiles, "alice").await;
     let mut bob = person(&server, &profiles, "bob").await;
     let laptop_dir = profiles.dir("bob-laptop");
-    let mut laptop = Client::login(
-        new_profile(&laptop_dir, &server.url, true),
-        "bob",
-        &password("bob"),
-    )
-    .await
-    .unwrap();
+    let mut laptop = new_device(&server, &laptop_dir, "bob").await;
     let room = alice.create_group(group("room", &["bob"])).await.unwrap();
     bob.sync().await.unwrap();
     laptop.sync().await.unwrap();

@@ -131,3 +131,10 @@ pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
                 .any(|w| w == needle)
     })
 }
+
+/// A new device of `name`'s account, logged in with the password, in profile `dir`.
+pub async fn new_device(server: &Server, dir: &Path, name: &str) -> Client {
+    Client::login(new_profile(dir, &server.url, true), name, &password(name))
+        .await
+        .unwrap()
+}
