@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mls_rs_core::crypto::SignatureSecretKey;
+use mls_rs_core::key_package::KeyPackageStorage;
 use sotto_api::{
     Bytes, ChallengeRequest, PasswordLoginFinish, PasswordLoginStart, PasswordRegistrationFinish,
     PasswordRegistrationStart, RegisterAccount, Session, SessionRequest, UploadKeyPackages,
@@ -18,6 +19,7 @@ use sotto_core::password::{ClientLogin, ClientRegistration, PasswordError};
 use crate::api::Api;
 use crate::client::{now_ms, Client};
 use crate::error::{ClientError, Result};
+use crate::mls_store::MlsStore;
 use crate::model::{kind, DeviceEntry};
 use crate::store::{Slot, Store, DB_FILE, KEY_FILE};
 
@@ -324,25 +326,29 @@ impl Client {
     }
 
     /// Tops up the KeyPackage pool at the low-water mark (or always, with `force`), and
-    /// warns the user if the last-resort KeyPackage was used.
+    /// replaces the last-resort KeyPackage once it was used: when the server says so
+    /// (then the user is warned) or when this device saw it used by a Welcome (the join
+    /// warned already). A last-resort KeyPackage seen used is deleted once replaced.
     pub async fn upload_key_packages(&mut self, force: bool) -> Result<()> {
         let token = self.token().await?;
         let pool = self.api.key_package_pool(&token).await?;
-        if pool.last_resort_used {
+        let seen_used = !self.used_last_resort.is_empty();
+        if pool.last_resort_used && !seen_used {
             self.notice(
                 "your last-resort KeyPackage was used: someone added this device while its \
                  one-time KeyPackages were exhausted (a new one was uploaded)"
                     .into(),
             )?;
         }
-        if !(force || pool.low_water || pool.last_resort_used || !pool.has_last_resort) {
+        let replace = force || seen_used || pool.last_resort_used || !pool.has_last_resort;
+        if !(replace || pool.low_water) {
             return Ok(());
         }
         let mut key_packages = Vec::with_capacity(KEY_PACKAGE_BATCH);
         for _ in 0..KEY_PACKAGE_BATCH {
             key_packages.push(Bytes(self.device.key_package()?));
         }
-        let last_resort = (force || pool.last_resort_used || !pool.has_last_resort)
+        let last_resort = replace
             .then(|| self.device.last_resort_key_package().map(Bytes))
             .transpose()?;
         let body = UploadKeyPackages {
@@ -350,6 +356,10 @@ impl Client {
             last_resort,
         };
         self.api.upload_key_packages(&token, &body).await?;
+        let mut store = MlsStore(Arc::clone(&self.store));
+        for reference in std::mem::take(&mut self.used_last_resort) {
+            store.delete(&reference)?;
+        }
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use mls_rs::client_builder::{
     BaseConfig, WithCryptoProvider, WithGroupStateStorage, WithIdentityProvider,
     WithKeyPackageRepo, WithMlsRules,
 };
-use mls_rs::Client as MlsClient;
+use mls_rs::{Client as MlsClient, MlsRules};
 use mls_rs_core::crypto::SignatureSecretKey;
 use mls_rs_core::identity::SigningIdentity;
 use mls_rs_crypto_awslc::AwsLcCryptoProvider;
@@ -26,8 +26,12 @@ use crate::model::{kind, Notice, Profile};
 use crate::store::{Slot, Store};
 
 /// The `mls-rs` configuration of a device whose state lives in its profile store.
-pub type ProfileConfig = WithMlsRules<
-    SottoMlsRules,
+pub type ProfileConfig = ConfigWithRules<SottoMlsRules>;
+
+/// [`ProfileConfig`] with membership rules `R` in place of Sotto's: what
+/// [`Client::modified_mls_client`] builds for the suites that play a malicious member.
+pub type ConfigWithRules<R> = WithMlsRules<
+    R,
     WithIdentityProvider<
         SottoIdentityProvider,
         WithCryptoProvider<
@@ -61,6 +65,9 @@ pub struct Client {
     pub(crate) conversations: HashMap<String, ProfileConversation>,
     pub(crate) clock_offset_ms: u64,
     pub(crate) new_notices: std::sync::Mutex<Vec<Notice>>,
+    /// References of this device's last-resort KeyPackage that Welcomes used since the
+    /// last upload: the upkeep replaces it and then deletes these private keys.
+    pub(crate) used_last_resort: Vec<Vec<u8>>,
 }
 
 impl core::fmt::Debug for Client {
@@ -127,6 +134,7 @@ impl Client {
             conversations: HashMap::new(),
             clock_offset_ms: 0,
             new_notices: std::sync::Mutex::new(Vec::new()),
+            used_last_resort: Vec::new(),
         })
     }
 
@@ -326,19 +334,45 @@ pub(crate) fn build_device(
     certificate: &DeviceCertificate,
     secret: SignatureSecretKey,
 ) -> Result<Device<ProfileConfig>> {
+    let client = mls_client(store, certificate, secret, SottoMlsRules)?;
+    Ok(Device::from_client(client)?)
+}
+
+/// An `mls-rs` client of this device's keys and stored state, with membership rules `rules`.
+fn mls_client<R: MlsRules + Clone>(
+    store: &Arc<Store>,
+    certificate: &DeviceCertificate,
+    secret: SignatureSecretKey,
+    rules: R,
+) -> Result<MlsClient<ConfigWithRules<R>>> {
     let signing_identity = SigningIdentity::new(
         credential(certificate)?,
         certificate.device_key().to_vec().into(),
     );
     let storage = MlsStore(Arc::clone(store));
-    let client: MlsClient<ProfileConfig> = MlsClient::builder()
+    Ok(MlsClient::builder()
         .group_state_storage(storage.clone())
         .key_package_repo(storage)
         .crypto_provider(crypto_provider())
         .identity_provider(SottoIdentityProvider)
-        .mls_rules(SottoMlsRules)
+        .mls_rules(rules)
         .extension_type(POLICY_EXTENSION)
         .signing_identity(signing_identity, secret, CIPHER_SUITE)
-        .build();
-    Ok(Device::from_client(client)?)
+        .build())
+}
+
+impl Client {
+    /// A *modified* client: an `mls-rs` client with this device's keys and stored
+    /// conversations but membership rules `rules` in place of Sotto's, so that it can
+    /// build commits an honest client refuses to build. It exists for the test suites
+    /// that play a malicious member; an honest front end never needs it. Conversations it
+    /// changes are stale in this `Client` afterwards.
+    #[doc(hidden)]
+    pub fn modified_mls_client<R: MlsRules + Clone>(
+        &self,
+        rules: R,
+    ) -> Result<MlsClient<ConfigWithRules<R>>> {
+        let certificate = DeviceCertificate::from_bytes(&self.profile.certificate)?;
+        mls_client(&self.store, &certificate, self.secret.clone(), rules)
+    }
 }

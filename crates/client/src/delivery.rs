@@ -150,6 +150,15 @@ impl Client {
         self.send_payload(id, bytes).await
     }
 
+    /// Posts a request body the caller built itself (a commit of a
+    /// [`modified_mls_client`](Client::modified_mls_client), with its recipients and
+    /// Welcome) to conversation `id`, with this device's session. Like
+    /// [`post_raw`](Client::post_raw), for the test suites that play a malicious member.
+    #[doc(hidden)]
+    pub async fn post_raw_message(&mut self, id: &str, body: SendMessage) -> Result<()> {
+        self.post(id, body).await
+    }
+
     /// Posts an application message to every other member device of `id`.
     pub(crate) async fn send_payload(&mut self, id: &str, ciphertext: Vec<u8>) -> Result<()> {
         let me = self.profile.device_id.clone();

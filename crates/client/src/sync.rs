@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use mls_rs::MlsMessage;
+use mls_rs_core::key_package::KeyPackageStorage;
+
 use sotto_api::{DeviceAddress, InboxMessage, MessageKind};
 use sotto_core::content::{Body, ReceiptKind};
 use sotto_core::conversation::{ConversationError, Event, ReceivedMessage};
@@ -11,7 +14,21 @@ use sotto_core::conversation::{ConversationError, Event, ReceivedMessage};
 use crate::client::Client;
 use crate::conversations::{address, hex_id, CONTROL_LEAVE, CONTROL_NAME};
 use crate::error::{ClientError, Result};
+use crate::mls_store::MlsStore;
 use crate::model::{Message, StoredAttachment, SyncReport};
+
+/// The KeyPackage references a Welcome is addressed to (none if it does not parse; the
+/// join then reports why).
+fn welcome_key_packages(welcome: &[u8]) -> Vec<Vec<u8>> {
+    MlsMessage::from_bytes(welcome)
+        .map(|m| {
+            m.welcome_key_package_references()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Inbox entries fetched per request.
 const PAGE: u32 = 100;
@@ -172,6 +189,7 @@ impl Client {
     }
 
     fn join(&mut self, welcome: &[u8], report: &mut SyncReport) -> Result<()> {
+        let addressed_to = welcome_key_packages(welcome);
         let conversation = match self.device.join(welcome) {
             Ok(c) => c,
             Err(ConversationError::AlreadyMember) => return Ok(()),
@@ -191,7 +209,34 @@ impl Client {
             )?;
         }
         self.save_info(&id, Some(None))?;
+        self.check_last_resort(&id, addressed_to, report)?;
         report.joined.push(id);
+        Ok(())
+    }
+
+    /// Notices a join through this device's last-resort KeyPackage, without trusting the
+    /// server to report it: mls-rs deletes a one-time KeyPackage's private keys on joining
+    /// and keeps only the last-resort one, so a reference still held after the join is
+    /// the last-resort KeyPackage. The upkeep then uploads a new one and deletes this one,
+    /// so a server that keeps handing it out gets invitations this device refuses.
+    fn check_last_resort(
+        &mut self,
+        id: &str,
+        addressed_to: Vec<Vec<u8>>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let store = MlsStore(std::sync::Arc::clone(&self.store));
+        for reference in addressed_to {
+            if store.get(&reference)?.is_some() && !self.used_last_resort.contains(&reference) {
+                self.used_last_resort.push(reference);
+                let text = format!(
+                    "you were added to conversation {id} through this device's last-resort \
+                     KeyPackage: its one-time KeyPackages were used up, or the server withheld \
+                     them. A new last-resort KeyPackage replaces it."
+                );
+                report.notices.push(self.notice(text)?);
+            }
+        }
         Ok(())
     }
 

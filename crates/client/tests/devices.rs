@@ -137,7 +137,7 @@ async fn the_owner_is_warned_when_the_last_resort_key_package_was_used() {
     let notices = bob.take_new_notices().unwrap();
     let warned = notices
         .iter()
-        .any(|n| n.text.contains("last-resort KeyPackage was used"));
+        .any(|n| n.text.contains("last-resort KeyPackage"));
     assert!(warned, "bob was not warned: {notices:?}");
     // The pool was refilled: a new conversation gets a one-time KeyPackage again, and no
     // further warning follows.
