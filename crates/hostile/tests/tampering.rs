@@ -1,5 +1,6 @@
-//! The server tampers with what it relays: bit flips in messages, Welcomes and attachment
-//! blobs; replays, duplicates and withheld messages. Each time the user sees a notice (or
+//! The server tampers with what it relays: bit flips and truncation in messages, Welcomes
+//! and attachment blobs; messages moved to another conversation, blobs swapped; replays,
+//! duplicates, reordering and withheld messages. Each time the user sees a notice (or
 //! nothing wrong at all), never a wrong message, and the conversation goes on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,6 +10,9 @@ use common::*;
 use sotto_api::MessageKind;
 use sotto_client::SendOptions;
 use sotto_hostile::Phase;
+
+/// What a rule and the test both see.
+type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
 
 async fn talking(server: &Server) -> (Person, Person) {
     let mut alice = person(server, "alice").await;
@@ -216,4 +220,169 @@ async fn a_replayed_commit_of_a_past_epoch_is_rejected_and_changes_nothing() {
         bob.client.conversation_info(&group.id).unwrap().members,
         ["alice", "bob", "carol"]
     );
+}
+
+#[tokio::test]
+async fn a_truncated_message_is_rejected_and_the_conversation_goes_on() {
+    let server = Server::start().await;
+    let (mut alice, mut bob) = talking(&server).await;
+    let mut left = 1;
+    on_inbox(&bob.proxy, move |entries| {
+        for entry in entries.iter_mut() {
+            if entry.kind == MessageKind::Application && left > 0 {
+                left -= 1;
+                let keep = entry.payload.0.len() - 16;
+                entry.payload.0.truncate(keep);
+            }
+        }
+    });
+    for text in ["cut short", "whole"] {
+        alice
+            .client
+            .send_text("bob", text, SendOptions::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(received(&mut bob).await, ["whole"]);
+    let seen = notices(&bob.client);
+    assert!(
+        seen.len() == 1 && seen[0].contains("was rejected"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_moved_to_another_conversation_is_refused_there() {
+    let server = Server::start().await;
+    let (mut alice, mut bob) = talking(&server).await;
+    let direct = bob.client.resolve("alice").unwrap().unwrap();
+    let group = alice
+        .client
+        .create_group(group("g", &["bob"]))
+        .await
+        .unwrap();
+    bob.client.sync().await.unwrap();
+    // The server files the group's next message under the 1:1 conversation.
+    let (from, to) = (group.id.clone(), direct.clone());
+    let mut left = 1;
+    on_inbox(&bob.proxy, move |entries| {
+        for entry in entries.iter_mut() {
+            if entry.conversation == from && entry.kind == MessageKind::Application && left > 0 {
+                left -= 1;
+                entry.conversation = to.clone();
+            }
+        }
+    });
+    alice
+        .client
+        .send_text(&group.id, "for the group", SendOptions::default())
+        .await
+        .unwrap();
+    assert!(received(&mut bob).await.is_empty());
+    let seen = notices(&bob.client);
+    assert!(
+        seen.len() == 1 && seen[0].contains("another conversation"),
+        "{seen:?}"
+    );
+    // Both conversations go on.
+    for (id, text) in [(&direct, "direct"), (&group.id, "group")] {
+        alice
+            .client
+            .send_text(id, text, SendOptions::default())
+            .await
+            .unwrap();
+    }
+    let report = bob.client.sync().await.unwrap();
+    let got: Vec<_> = report
+        .messages
+        .iter()
+        .map(|m| (m.conversation.as_str(), m.text.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(direct.as_str(), "direct"), (group.id.as_str(), "group")]
+    );
+}
+
+#[tokio::test]
+async fn swapped_attachment_blobs_are_detected() {
+    let server = Server::start().await;
+    let (mut alice, mut bob) = talking(&server).await;
+    // The server answers a request for one blob with the other blob.
+    let blobs: Shared<Vec<(String, Vec<u8>)>> = Default::default();
+    let seen_blobs = std::sync::Arc::clone(&blobs);
+    bob.proxy.rule(move |exchange, phase| {
+        if phase != Phase::Response
+            || exchange.method != "GET"
+            || !exchange.path.starts_with("/v1/attachments/")
+        {
+            return;
+        }
+        let mut all = seen_blobs.lock().unwrap();
+        let other = all
+            .iter()
+            .find(|(path, _)| *path != exchange.path)
+            .map(|(_, body)| body.clone());
+        all.push((exchange.path.clone(), exchange.response.clone()));
+        if let Some(other) = other {
+            exchange.response = other;
+        }
+    });
+    for (name, body) in [
+        ("a.txt", &b"first file"[..]),
+        ("b.txt", &b"second file"[..]),
+    ] {
+        let file = server.profiles.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        alice
+            .client
+            .send_file("bob", &file, SendOptions::default())
+            .await
+            .unwrap();
+    }
+    let report = bob.client.sync().await.unwrap();
+    assert_eq!(report.messages.len(), 2);
+    // The first download is genuine; the second was answered with the first blob.
+    let first = bob.client.attachment_data(&report.messages[0]).unwrap();
+    assert_eq!(first.map(|d| d.to_vec()), Some(b"first file".to_vec()));
+    assert!(bob
+        .client
+        .attachment_data(&report.messages[1])
+        .unwrap()
+        .is_none());
+    let seen = notices(&bob.client);
+    assert!(seen.iter().any(|n| n.contains("was altered")), "{seen:?}");
+    assert_eq!(blobs.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn reordered_messages_are_each_shown_once() {
+    let server = Server::start().await;
+    let (mut alice, mut bob) = talking(&server).await;
+    on_inbox(&bob.proxy, |entries| entries.reverse());
+    let sent = ["one", "two", "three"];
+    for text in sent {
+        alice
+            .client
+            .send_text("bob", text, SendOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut got = received(&mut bob).await;
+    assert_eq!(
+        got,
+        ["three", "two", "one"],
+        "processed in the order served"
+    );
+    got.sort();
+    let mut expected = sent.to_vec();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert!(notices(&bob.client).is_empty());
+    // The conversation goes on, both ways.
+    bob.client
+        .send_text("alice", "got them", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(received(&mut alice).await, ["got them"]);
 }
