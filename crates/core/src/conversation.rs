@@ -491,10 +491,21 @@ impl<C: MlsConfig> Conversation<C> {
         let content = Content::from_bytes(plaintext)?;
         if content.sender_user != sender.user.as_str() || content.sender_device != sender.device_id
         {
-            return Err(ConversationError::SenderMismatch {
-                claimed: content.sender_user.clone(),
-                actual: sender.user.to_string(),
-            });
+            // Same user, another device: name the devices, or the error reads "from bob
+            // but was sent by bob".
+            let (claimed, actual) = if content.sender_user == sender.user.as_str() {
+                (
+                    format!(
+                        "{} (device {})",
+                        content.sender_user,
+                        content.sender_device.to_hex()
+                    ),
+                    format!("{} (device {})", sender.user, sender.device_id.to_hex()),
+                )
+            } else {
+                (content.sender_user.clone(), sender.user.to_string())
+            };
+            return Err(ConversationError::SenderMismatch { claimed, actual });
         }
         self.policy
             .check_message(content.ttl_seconds, content.burn_on_read)?;

@@ -206,8 +206,12 @@ fn content_claiming_another_sender_is_rejected() {
         // ...and receivers refuse what a modified client sends.
         let ct = send_raw(&mut t.cm, &content);
         assert_rejected(&ct, &mut [&mut t.ca, &mut t.cb], |e| {
+            // Another device of the sender's own user is named by device.
             matches!(e, ConversationError::SenderMismatch { claimed, actual }
-                if claimed == claimed_user && actual == "mallory")
+                if claimed.split(' ').next() == Some(claimed_user)
+                    && actual.split(' ').next() == Some("mallory")
+                    && (claimed_user != "mallory"
+                        || claimed.contains(&claimed_device.to_hex())))
         });
     }
     assert_eq!(t.epochs(), before);

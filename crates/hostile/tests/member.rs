@@ -1,5 +1,5 @@
 //! A malicious member: a modified client that sends what an honest one never would — a
-//! message claiming another sender, a message living longer than the policy allows, a
+//! message claiming another sender or another device, a message living longer than the policy allows, a
 //! commit adding a member or changing the policy without being a manager, two different
 //! messages for one position of its ratchet — straight through MLS, past its own client's
 //! checks. Honest members refuse it and say so; they are never shown it, and they never
@@ -104,6 +104,17 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
     )
     .unwrap();
     forge(&mut bob, &group.id, &as_alice).await;
+    // Bob's message claims to come from another device (alice's) under his own name.
+    let other_device = Content::new(
+        "bob",
+        alice.client.identity().device_id,
+        now,
+        60,
+        false,
+        Body::Text("from my other phone".into()),
+    )
+    .unwrap();
+    forge(&mut bob, &group.id, &other_device).await;
     // Bob's message would outlive the group's maximum of an hour.
     let too_long = Content::new(
         "bob",
@@ -128,8 +139,15 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
             .any(|n| n.contains("claims to be from alice but was sent by bob")),
         "{seen:?}"
     );
+    let device = alice.client.device_id().to_owned();
+    assert!(
+        seen.iter().any(|n| n.contains(&format!(
+            "claims to be from bob (device {device}) but was sent by bob (device"
+        ))),
+        "{seen:?}"
+    );
     assert!(seen.iter().any(|n| n.contains("was rejected")), "{seen:?}");
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
 
     // The conversation goes on for everyone.
     bob.client
