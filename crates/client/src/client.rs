@@ -160,6 +160,7 @@ impl Client {
             session: None,
             unreported: Vec::new(),
             unacked: Vec::new(),
+            in_doubt: Vec::new(),
         };
         {
             let mut conn = store.conn()?;

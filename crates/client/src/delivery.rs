@@ -20,6 +20,16 @@ fn gone_recipient(message: &str, recipients: &[DeviceAddress]) -> Option<DeviceA
         .cloned()
 }
 
+/// What became of a commit this device posted.
+enum Settled {
+    /// The server took it; it is merged.
+    Merged,
+    /// The server refused it; it is discarded.
+    Refused(ClientError),
+    /// The answer is unknown; it stays pending and in doubt.
+    Unknown(ClientError),
+}
+
 /// How often a post whose answer was lost is repeated.
 pub const RETRIES: u32 = 3;
 
@@ -36,6 +46,11 @@ impl Client {
     /// failure.
     pub(crate) async fn post(&mut self, id: &str, mut body: SendMessage) -> Result<()> {
         body.message_id = hex_id(&sotto_core::crypto::random_array::<16>()?);
+        self.post_with_id(id, body).await
+    }
+
+    /// [`post`](Self::post) with the message id `body` already carries.
+    async fn post_with_id(&mut self, id: &str, mut body: SendMessage) -> Result<()> {
         let mut renewed = false;
         let mut retries = 0;
         let mut refusals = 0;
@@ -74,6 +89,12 @@ impl Client {
     /// refused (another member committed first) is discarded and the error returned.
     /// `removed` devices receive the commit; `revoked` ones, which the server has
     /// forgotten already, are neither recipients nor listed.
+    ///
+    /// Until the server's answer is known, the pending commit is on disk and the request
+    /// in the profile's `in_doubt` list: if the answer is lost for good or the process
+    /// stops, the next sync posts the same request again (the server keeps a message id
+    /// once) and merges or discards by that answer. Discarding a commit the server has
+    /// would leave this device behind everyone else's epoch for ever.
     pub(crate) async fn deliver_commit(
         &mut self,
         id: &str,
@@ -91,7 +112,7 @@ impl Client {
             .filter(|a| a.device_id != me && !removed.contains(a) && !revoked.contains(a))
             .collect();
         let body = SendMessage {
-            message_id: String::new(),
+            message_id: hex_id(&sotto_core::crypto::random_array::<16>()?),
             payload: Bytes(out.commit),
             recipients,
             welcome: out.welcome.map(|w| WelcomeDelivery {
@@ -100,21 +121,70 @@ impl Client {
             }),
             removed,
         };
-        match self.post(id, body).await {
-            Ok(()) => {
-                self.conversation(id)?.merge_pending_commit()?;
-                Ok(())
+        self.conversation(id)?.persist()?;
+        self.profile.in_doubt.push((id.to_owned(), body.clone()));
+        self.save_profile()?;
+        let answer = self.post_with_id(id, body).await;
+        match self.settle_commit(id, answer)? {
+            Settled::Merged => Ok(()),
+            Settled::Refused(ClientError::Server { status: 409, .. }) => Err(ClientError::Invalid(
+                "someone else changed the conversation at the same moment; run `sotto sync` and try again".into(),
+            )),
+            Settled::Refused(e) => Err(e),
+            Settled::Unknown(e) => Err(e),
+        }
+    }
+
+    /// Posts again every commit whose acceptance is in doubt, and merges or discards it
+    /// by the answer. Called before a sync reads the inbox: what follows a commit of this
+    /// device can only be read once it is merged. Fails if an answer is still unknown.
+    pub(crate) async fn settle_commits_in_doubt(&mut self) -> Result<()> {
+        for (id, body) in self.profile.in_doubt.clone() {
+            let pending = self
+                .conversation(&id)
+                .map(|c| c.has_pending_commit())
+                .unwrap_or(false);
+            if !pending {
+                // Merged or discarded before the process stopped: only the record is left.
+                self.profile.in_doubt.retain(|(c, _)| *c != id);
+                self.save_profile()?;
+                continue;
             }
-            Err(e) => {
-                self.conversation(id)?.discard_pending_commit();
-                Err(match e {
-                    ClientError::Server { status: 409, .. } => ClientError::Invalid(
-                        "someone else changed the conversation at the same moment; run `sotto sync` and try again".into(),
-                    ),
-                    other => other,
-                })
+            let answer = self.post_with_id(&id, body).await;
+            if let Settled::Unknown(e) = self.settle_commit(&id, answer)? {
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Merges or discards the pending commit of `id` by the server's `answer`, and drops
+    /// its `in_doubt` record unless the answer is unknown (the connection failed, or the
+    /// server did, after every retry).
+    fn settle_commit(&mut self, id: &str, answer: Result<()>) -> Result<Settled> {
+        let settled = match answer {
+            Err(e @ ClientError::Unreachable { .. })
+            | Err(e @ ClientError::Server { status: 500.., .. }) => return Ok(Settled::Unknown(e)),
+            Ok(()) => {
+                if self.conversation(id)?.has_pending_commit() {
+                    self.conversation(id)?.merge_pending_commit()?;
+                    self.save_info(id, None)?;
+                }
+                Settled::Merged
+            }
+            Err(e) => {
+                if let Ok(conversation) = self.conversation(id) {
+                    if conversation.has_pending_commit() {
+                        conversation.discard_pending_commit();
+                        conversation.persist()?;
+                    }
+                }
+                Settled::Refused(e)
+            }
+        };
+        self.profile.in_doubt.retain(|(c, _)| c != id);
+        self.save_profile()?;
+        Ok(settled)
     }
 
     /// Sends a control message (e.g. the group's name) to conversation `id`.

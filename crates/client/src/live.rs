@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use sotto_api::{ClientFrame, ServerFrame};
+use sotto_api::{ClientFrame, InboxMessage, ServerFrame};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -81,17 +81,7 @@ impl Client {
         let mut frame = frame;
         loop {
             match frame {
-                Some(Ok(Frame::Text(text))) => match serde_json::from_str::<ServerFrame>(&text) {
-                    Ok(ServerFrame::Message(m)) => entries.push(m),
-                    Ok(ServerFrame::Error(e)) => {
-                        return Err(ClientError::Server {
-                            status: 0,
-                            code: Some(e.error),
-                            message: e.message,
-                        })
-                    }
-                    Err(e) => return Err(ClientError::Protocol(format!("bad live frame: {e}"))),
-                },
+                Some(Ok(Frame::Text(text))) => entries.push(decode_frame(&text)?),
                 Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
                 Some(Ok(Frame::Close(_))) | None => {
                     return Err(ClientError::Unreachable {
@@ -119,6 +109,8 @@ impl Client {
         if entries.is_empty() {
             return Ok(Some(report));
         }
+        // A commit of this device in doubt comes first: what follows it needs its epoch.
+        self.settle_commits_in_doubt().await?;
         let cursors = self
             .process_entries(entries, &mut report, &mut delivered)
             .await?;
@@ -129,6 +121,22 @@ impl Client {
                 .await;
         }
         Ok(Some(report))
+    }
+}
+
+/// Decodes a text frame from the server: a mailbox entry, or the error the server closes
+/// the socket with (a [`ClientError::Server`] with status 0); anything else is a
+/// [`ClientError::Protocol`]. Public for the fuzz targets and property tests.
+#[doc(hidden)]
+pub fn decode_frame(text: &str) -> Result<InboxMessage> {
+    match serde_json::from_str::<ServerFrame>(text) {
+        Ok(ServerFrame::Message(m)) => Ok(m),
+        Ok(ServerFrame::Error(e)) => Err(ClientError::Server {
+            status: 0,
+            code: Some(e.error),
+            message: e.message,
+        }),
+        Err(e) => Err(ClientError::Protocol(format!("bad live frame: {e}"))),
     }
 }
 

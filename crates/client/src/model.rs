@@ -47,6 +47,11 @@ pub struct Profile {
     /// Inbox cursors processed but not yet acknowledged to the server.
     #[serde(default)]
     pub unacked: Vec<u64>,
+    /// Commits posted whose acceptance is not known yet (the answer was lost, or the
+    /// process stopped): (conversation, the request as posted). The next sync posts each
+    /// again with the same message id, and merges or discards it by the answer.
+    #[serde(default)]
+    pub in_doubt: Vec<(String, sotto_api::SendMessage)>,
 }
 
 impl core::fmt::Debug for Profile {
@@ -266,6 +271,7 @@ mod tests {
             session: Some(("bearer-token-value".into(), 9)),
             unreported: vec![],
             unacked: vec![],
+            in_doubt: vec![],
         };
         assert_eq!(
             format!("{profile:?}"),

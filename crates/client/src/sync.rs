@@ -73,6 +73,7 @@ impl Client {
 
     async fn sync_inner(&mut self) -> Result<SyncReport> {
         self.purge_expired()?;
+        self.settle_commits_in_doubt().await?;
         let mut report = SyncReport::default();
         let mut delivered = BTreeMap::new();
         // Entries processed by an earlier sync whose acknowledgment did not arrive.

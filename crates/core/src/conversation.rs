@@ -369,6 +369,11 @@ impl<C: MlsConfig> Conversation<C> {
         self.summarise(&before, description.effect)
     }
 
+    /// Whether this device built a commit that is neither merged nor discarded yet.
+    pub fn has_pending_commit(&self) -> bool {
+        self.group.has_pending_commit()
+    }
+
     /// Drops this device's pending commit (the server accepted another one first).
     pub fn discard_pending_commit(&mut self) {
         self.group.clear_pending_commit();
