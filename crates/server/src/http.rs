@@ -96,7 +96,7 @@ impl From<StoreError> for Failure {
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorCode::Internal,
-                    "storage failure",
+                    other.client_message(),
                 )
             }
         }

@@ -68,6 +68,32 @@ pub enum StoreError {
     Task,
 }
 
+impl StoreError {
+    /// What a request that failed with this error tells the client: a full disk and an
+    /// unreachable database are named (the user can only try again later; the operator
+    /// knows where to look), anything else is a plain "storage failure". Never any detail
+    /// of the database.
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            Self::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                "storage failure: the server's disk is full; try again later"
+            }
+            Self::Unavailable(_) => "storage failure: the database is unavailable; try again later",
+            // A broken connection, or PostgreSQL shutting down or starting up (SQLSTATE
+            // class 08, 57P01–57P03).
+            Self::Postgres(e)
+                if e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        c.code().starts_with("08") || c.code().starts_with("57P0")
+                    }) =>
+            {
+                "storage failure: the database is unavailable; try again later"
+            }
+            _ => "storage failure",
+        }
+    }
+}
+
 /// Accounts and their devices.
 #[async_trait]
 pub trait Accounts: Send + Sync {
