@@ -1,7 +1,7 @@
 //! The load: recipients on WebSockets, senders on HTTP, and the bookkeeping that turns
 //! sends and frames into throughput and latency.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,13 +12,13 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use sotto_api::{ClientFrame, Sent};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cpu;
-use crate::report::{Errors, Latency, Report};
+use crate::report::{Errors, Latency, Report, Totals};
 use crate::setup::{World, REQUEST_TIMEOUT};
 use crate::{Context, Error, Options};
 
@@ -30,6 +30,9 @@ const MAX_ACK: usize = sotto_server::delivery::MAX_INBOX_PAGE as usize;
 const READ_BUFFER: usize = 16 * 1024;
 /// Error messages kept for the report.
 const ERROR_SAMPLES: usize = 5;
+/// The furthest a frame's sequence number may run ahead of the next one a device expects
+/// in a conversation before it counts as unexpected (each skipped number is remembered).
+const MAX_SEQ_GAP: u64 = 1 << 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -69,10 +72,20 @@ struct Tracker {
     delivered: AtomicU64,
     /// Frames that arrived in the window, whenever sent.
     arrived: AtomicU64,
+    /// Successful sends of the whole run (warm-up included).
+    all_sends: AtomicU64,
+    /// Deliveries owed for them.
+    all_expected: AtomicU64,
+    /// Of those, deliveries received (each device's first copy of each message).
+    all_delivered: AtomicU64,
+    /// Woken when `all_delivered` catches up with `all_expected`.
+    caught_up: Notify,
     send_status: AtomicU64,
     send_transport: AtomicU64,
+    disconnects: AtomicU64,
     websocket: AtomicU64,
     duplicates: AtomicU64,
+    unexpected: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
 
@@ -88,10 +101,16 @@ impl Tracker {
             expected: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             arrived: AtomicU64::new(0),
+            all_sends: AtomicU64::new(0),
+            all_expected: AtomicU64::new(0),
+            all_delivered: AtomicU64::new(0),
+            caught_up: Notify::new(),
             send_status: AtomicU64::new(0),
             send_transport: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
             websocket: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
             samples: Mutex::new(Vec::new()),
         })
     }
@@ -110,6 +129,9 @@ impl Tracker {
 
     /// The server accepted a send started at `start` as `seq` of conversation `c`.
     fn sent(&self, c: usize, seq: u64, start: Instant, recipients: usize) {
+        self.all_sends.fetch_add(1, Ordering::Relaxed);
+        self.all_expected
+            .fetch_add(recipients as u64, Ordering::SeqCst);
         if self.in_window(start) {
             self.sends.fetch_add(1, Ordering::Relaxed);
             self.expected
@@ -137,7 +159,8 @@ impl Tracker {
         }
     }
 
-    /// A recipient of conversation `c` received `seq` at `at`.
+    /// A recipient of conversation `c` received `seq` at `at`, for the first time (each
+    /// device reports each message once: see [`Seen`]).
     fn received(&self, c: usize, seq: u64, at: Instant) {
         if self.in_window(at) {
             self.arrived.fetch_add(1, Ordering::Relaxed);
@@ -168,11 +191,80 @@ impl Tracker {
     }
 
     fn delivered(&self, start: Instant, at: Instant) {
+        let delivered = self.all_delivered.fetch_add(1, Ordering::SeqCst) + 1;
+        if delivered >= self.all_expected.load(Ordering::SeqCst) {
+            self.caught_up.notify_waiters();
+        }
         if self.in_window(start) {
             self.delivered.fetch_add(1, Ordering::Relaxed);
             let micros = at.saturating_duration_since(start).as_micros();
             lock(&self.latency).saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
         }
+    }
+
+    /// Frames that matched no answered send: received for a sequence number no send of
+    /// this run was told (a send whose answer was lost, or a message never sent).
+    fn unmatched(&self) -> u64 {
+        self.conversations
+            .iter()
+            .map(|c| lock(c).early.values().map(|v| v.len() as u64).sum::<u64>())
+            .sum()
+    }
+
+    /// Waits until every delivery owed so far has arrived, or until `deadline`.
+    async fn drain(&self, deadline: Instant) {
+        loop {
+            let caught_up = self.caught_up.notified();
+            if self.all_delivered.load(Ordering::SeqCst) >= self.all_expected.load(Ordering::SeqCst)
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline.into(), caught_up)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The sequence numbers one device has received in one conversation. Every message of a
+/// conversation goes to all its recipients and the server numbers a conversation's
+/// messages 0, 1, 2, …, so this is the next number expected and the ones skipped so far
+/// (normally none: frames arrive in order).
+#[derive(Debug, Default)]
+struct Seen {
+    next: u64,
+    skipped: BTreeSet<u64>,
+}
+
+/// What [`Seen::record`] made of a sequence number.
+#[derive(Debug, PartialEq, Eq)]
+enum Novelty {
+    /// Not received before.
+    New,
+    /// Received before: a duplicate.
+    Again,
+    /// Implausibly far ahead (more than [`MAX_SEQ_GAP`]): not recorded.
+    TooFar,
+}
+
+impl Seen {
+    fn record(&mut self, seq: u64) -> Novelty {
+        if seq < self.next {
+            return if self.skipped.remove(&seq) {
+                Novelty::New
+            } else {
+                Novelty::Again
+            };
+        }
+        if seq - self.next > MAX_SEQ_GAP {
+            return Novelty::TooFar;
+        }
+        self.skipped.extend(self.next..seq);
+        self.next = seq + 1;
+        Novelty::New
     }
 }
 
@@ -207,7 +299,9 @@ impl Shared {
         let response = match response {
             Ok(response) => response,
             Err(e) => {
-                return tracker.error(&tracker.send_transport, || format!("send failed: {e}"));
+                return tracker.error(&tracker.send_transport, || {
+                    format!("send failed: {}", crate::describe(&e))
+                });
             }
         };
         let status = response.status();
@@ -215,7 +309,7 @@ impl Shared {
         match (status, body) {
             (StatusCode::CREATED, Ok(body)) => match serde_json::from_slice::<Sent>(&body) {
                 Ok(sent) if !sent.duplicate => {
-                    tracker.sent(c, sent.seq, start, conversation.recipients.len());
+                    tracker.sent(c, sent.seq, start, conversation.recipients);
                 }
                 _ => tracker.error(&tracker.send_status, || {
                     "send answered 201 with an unexpected body".into()
@@ -228,7 +322,9 @@ impl Shared {
                 )
             }),
             (_, Err(e)) => {
-                tracker.error(&tracker.send_transport, || format!("send answer lost: {e}"));
+                tracker.error(&tracker.send_transport, || {
+                    format!("send answer lost: {}", crate::describe(&e))
+                });
             }
         }
     }
@@ -249,16 +345,22 @@ struct Frame<'a> {
     message: Option<String>,
 }
 
-/// One recipient device: connects, subscribes, then receives and acknowledges until told
-/// to stop.
+/// One receiving device (receiver `r` of the world): connects, subscribes, then receives
+/// and acknowledges until told to stop.
 async fn receive(
     shared: Arc<Shared>,
-    c: usize,
-    token: String,
+    r: usize,
     ready: mpsc::Sender<Result<(), Error>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let tracker = &shared.tracker;
+    let Some(receiver) = shared.world.receivers.get(r) else {
+        let _ = ready
+            .send(Err(Error::new(format!("no receiving device {r}"))))
+            .await;
+        return;
+    };
+    let token = &receiver.token;
     let ws_url = format!(
         "ws{}{}",
         shared.world.base.trim_start_matches("http"),
@@ -276,7 +378,9 @@ async fn receive(
         let (mut socket, _) =
             tokio_tungstenite::connect_async_with_config(request, Some(config), false)
                 .await
-                .context("WebSocket connection")?;
+                .map_err(|e| {
+                    Error::new(format!("WebSocket connection: {}", crate::describe(&e)))
+                })?;
         let subscribe = serde_json::to_string(&ClientFrame::Subscribe { after: 0 })
             .context("subscribe frame")?;
         socket
@@ -297,12 +401,7 @@ async fn receive(
         }
     };
     drop(ready);
-    let expected = shared
-        .world
-        .conversations
-        .get(c)
-        .map(|conversation| conversation.id_hex.clone())
-        .unwrap_or_default();
+    let mut seen: HashMap<usize, Seen> = HashMap::new();
     let mut last_cursor = 0u64;
     let mut acks: Vec<u64> = Vec::new();
     'connection: loop {
@@ -315,41 +414,75 @@ async fn receive(
             let at = Instant::now();
             match next {
                 None => {
-                    tracker.error(&tracker.websocket, || "server closed a WebSocket".into());
+                    tracker.error(&tracker.disconnects, || {
+                        format!(
+                            "receiver {r}: the server ended its WebSocket without a close frame"
+                        )
+                    });
                     break 'connection;
                 }
                 Some(Err(e)) => {
-                    tracker.error(&tracker.websocket, || format!("WebSocket failed: {e}"));
+                    tracker.error(&tracker.disconnects, || {
+                        format!("receiver {r}: WebSocket failed: {}", crate::describe(&e))
+                    });
                     break 'connection;
                 }
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Frame<'_>>(&text) {
                     Ok(frame) if frame.kind == "message" => {
                         if frame.cursor <= last_cursor {
                             tracker.error(&tracker.duplicates, || {
-                                format!("cursor {} received again", frame.cursor)
-                            });
-                        } else if frame.conversation != expected {
-                            tracker.error(&tracker.websocket, || {
-                                "a frame for another conversation".into()
+                                format!(
+                                    "receiver {r}: mailbox cursor {} received again (after {last_cursor})",
+                                    frame.cursor
+                                )
                             });
                         } else {
                             last_cursor = frame.cursor;
-                            tracker.received(c, frame.seq, at);
+                            match receiver.conversations.get(frame.conversation) {
+                                None => tracker.error(&tracker.unexpected, || {
+                                    format!(
+                                        "receiver {r}: a frame for conversation {}, which it is not in",
+                                        frame.conversation
+                                    )
+                                }),
+                                Some(&c) => match seen.entry(c).or_default().record(frame.seq) {
+                                    Novelty::New => tracker.received(c, frame.seq, at),
+                                    Novelty::Again => tracker.error(&tracker.duplicates, || {
+                                        format!(
+                                            "receiver {r}: message {} of conversation {} received twice",
+                                            frame.seq, frame.conversation
+                                        )
+                                    }),
+                                    Novelty::TooFar => tracker.error(&tracker.unexpected, || {
+                                        format!(
+                                            "receiver {r}: message {} of conversation {} is too far ahead",
+                                            frame.seq, frame.conversation
+                                        )
+                                    }),
+                                },
+                            }
                         }
                         acks.push(frame.cursor);
                     }
                     Ok(frame) => {
                         let message = frame.message.unwrap_or_default();
                         tracker.error(&tracker.websocket, || {
-                            format!("server frame {}: {message}", frame.kind)
+                            format!("receiver {r}: server frame {}: {message}", frame.kind)
                         });
                     }
                     Err(e) => {
-                        tracker.error(&tracker.websocket, || format!("unreadable frame: {e}"));
+                        tracker.error(&tracker.websocket, || {
+                            format!("receiver {r}: unreadable frame: {e}")
+                        });
                     }
                 },
-                Some(Ok(Message::Close(_))) => {
-                    tracker.error(&tracker.websocket, || "server closed a WebSocket".into());
+                Some(Ok(Message::Close(close))) => {
+                    tracker.error(&tracker.disconnects, || {
+                        let why = close
+                            .map(|c| format!(" ({}: {})", c.code, c.reason))
+                            .unwrap_or_default();
+                        format!("receiver {r}: the server closed its WebSocket{why}")
+                    });
                     break 'connection;
                 }
                 Some(Ok(_)) => {}
@@ -368,11 +501,16 @@ async fn receive(
                 cursors: std::mem::take(&mut acks),
             };
             let sent = match serde_json::to_string(&frame) {
-                Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-                Err(_) => false,
+                Ok(text) => socket
+                    .send(Message::Text(text.into()))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot encode it: {e}")),
             };
-            if !sent {
-                tracker.error(&tracker.websocket, || "cannot send an ack".into());
+            if let Err(e) = sent {
+                tracker.error(&tracker.disconnects, || {
+                    format!("receiver {r}: cannot send an acknowledgement: {e}")
+                });
                 break 'connection;
             }
         }
@@ -438,19 +576,16 @@ pub(crate) async fn drive(
 
     // Every recipient on its WebSocket, subscribed, before the first send.
     let (stop, stopped) = watch::channel(false);
-    let connections: usize = world.conversations.iter().map(|c| c.recipients.len()).sum();
+    let connections = world.receivers.len();
     let (ready, mut readiness) = mpsc::channel(connections.max(1));
     let mut receivers = Vec::with_capacity(connections);
-    for (c, conversation) in world.conversations.iter().enumerate() {
-        for token in &conversation.recipients {
-            receivers.push(tokio::spawn(receive(
-                Arc::clone(&shared),
-                c,
-                token.clone(),
-                ready.clone(),
-                stopped.clone(),
-            )));
-        }
+    for r in 0..connections {
+        receivers.push(tokio::spawn(receive(
+            Arc::clone(&shared),
+            r,
+            ready.clone(),
+            stopped.clone(),
+        )));
     }
     drop(ready);
     let connecting = async {
@@ -506,6 +641,7 @@ pub(crate) async fn drive(
     for lane in lanes {
         let _ = lane.await;
     }
+    let load_secs = start.elapsed().as_secs_f64();
     // Sends still in flight finish (or time out) before the drain starts.
     let permits = u32::try_from(options.max_in_flight).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(
@@ -515,15 +651,28 @@ pub(crate) async fn drive(
     .await;
     let cpu = cpu_sample.await.ok().flatten();
     let tracker = &shared.tracker;
-    let drain_until = Instant::now() + Options::secs(options.drain);
-    while tracker.delivered.load(Ordering::Relaxed) < tracker.expected.load(Ordering::Relaxed)
-        && Instant::now() < drain_until
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Every message of the run (warm-up included) delivered, or the drain is over.
+    tracker
+        .drain(Instant::now() + Options::secs(options.drain))
+        .await;
     let _ = stop.send(true);
     for receiver in receivers {
-        let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+        match tokio::time::timeout(Duration::from_secs(5), receiver).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracker.error(&tracker.websocket, || format!("a receiver failed: {e}")),
+            Err(_) => tracker.error(&tracker.websocket, || {
+                "a receiver did not stop within 5 s of being told to".into()
+            }),
+        }
+    }
+    let unmatched = tracker.unmatched();
+    if unmatched > 0 {
+        tracker.error(&tracker.unexpected, || {
+            format!("{unmatched} deliveries of messages whose send was not answered")
+        });
+        tracker
+            .unexpected
+            .fetch_add(unmatched - 1, Ordering::Relaxed);
     }
 
     let seconds = options.duration;
@@ -531,12 +680,16 @@ pub(crate) async fn drive(
     let arrived = tracker.arrived.load(Ordering::Relaxed);
     let expected = tracker.expected.load(Ordering::Relaxed);
     let delivered = tracker.delivered.load(Ordering::Relaxed);
+    let all_expected = tracker.all_expected.load(Ordering::SeqCst);
+    let all_delivered = tracker.all_delivered.load(Ordering::SeqCst);
     let latency = Latency::of(&lock(&tracker.latency));
     let error_samples = lock(&tracker.samples).clone();
     let report = Report {
         backend: backend.to_owned(),
         conversations,
         group_size: options.group_size,
+        ring: options.ring,
+        devices: world.devices,
         connections,
         payload_bytes: options.payload_bytes,
         ciphertext_bytes: world.ciphertext_bytes,
@@ -550,11 +703,20 @@ pub(crate) async fn drive(
         latency_ms: latency,
         expected_deliveries: expected,
         undelivered: expected.saturating_sub(delivered),
+        total: Totals {
+            secs: load_secs,
+            sends: tracker.all_sends.load(Ordering::Relaxed),
+            expected_deliveries: all_expected,
+            delivered: all_delivered,
+            lost: all_expected.saturating_sub(all_delivered),
+        },
         errors: Errors {
             send_status: tracker.send_status.load(Ordering::Relaxed),
             send_transport: tracker.send_transport.load(Ordering::Relaxed),
+            disconnects: tracker.disconnects.load(Ordering::Relaxed),
             websocket: tracker.websocket.load(Ordering::Relaxed),
             duplicates: tracker.duplicates.load(Ordering::Relaxed),
+            unexpected: tracker.unexpected.load(Ordering::Relaxed),
         },
         error_samples,
         cpu,
@@ -565,5 +727,27 @@ pub(crate) async fn drive(
 impl Error {
     fn context_of(self, what: &str) -> Self {
         Error::new(format!("{what}: {self}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sequence_number_counts_once_in_any_order() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.record(0), Novelty::New);
+        assert_eq!(seen.record(1), Novelty::New);
+        assert_eq!(seen.record(1), Novelty::Again);
+        // 2 and 3 overtaken by 4, then arriving late: new once, duplicates after.
+        assert_eq!(seen.record(4), Novelty::New);
+        assert_eq!(seen.record(3), Novelty::New);
+        assert_eq!(seen.record(2), Novelty::New);
+        assert_eq!(seen.record(2), Novelty::Again);
+        assert_eq!(seen.record(0), Novelty::Again);
+        assert!(seen.skipped.is_empty());
+        assert_eq!(seen.record(5 + MAX_SEQ_GAP + 1), Novelty::TooFar);
+        assert_eq!(seen.record(5), Novelty::New);
     }
 }

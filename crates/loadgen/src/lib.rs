@@ -24,6 +24,16 @@
 //!    The send time lives in the generator, keyed by the message (not in the payload). Then
 //!    errors, messages not delivered within `--drain`, and the CPU time of the server's and
 //!    the generator's threads.
+//! 4. **Errors.** Over the whole run (warm-up included), every message must reach every
+//!    recipient device exactly once: the report counts failed sends, WebSockets that
+//!    failed or were closed, duplicates (a device receiving a mailbox cursor, or a
+//!    message's conversation and sequence number, twice), frames no device should have
+//!    received, and deliveries still missing when the drain ends. [`Report::problems`]
+//!    lists them; the `sotto-load` binary exits with status 1 unless the run was
+//!    error-free. With `--ring` every device both sends (in its own conversation) and
+//!    receives (in the `--group-size - 1` conversations before it) on a WebSocket of its
+//!    own — a soak of hundreds of connected devices is
+//!    `sotto-load --ring --conversations 300 --group-size 3 --rate 150 --duration 600 --warmup 0`.
 //!
 //! By default the server runs in-process (`sotto_server::start`) on its own runtime, with
 //! SQLite in a fresh temporary data directory, or with `--backend postgres` in a fresh
@@ -34,6 +44,7 @@ use std::time::Duration;
 
 pub mod cpu;
 mod drive;
+pub mod limits;
 pub mod report;
 mod setup;
 mod target;
@@ -80,6 +91,12 @@ pub struct Options {
     /// for a fan-out of each message to G-1 recipient devices.
     #[arg(long, default_value_t = 2)]
     pub group_size: usize,
+    /// Every device sends and receives: N conversations use N devices, each holding a
+    /// WebSocket; conversation c's sender is device c and its recipients are the next
+    /// group-size - 1 devices, wrapping around. Without it, senders and recipients are
+    /// separate devices (N × group-size of them) and senders hold no WebSocket.
+    #[arg(long)]
+    pub ring: bool,
     /// Target sends per second over all conversations, open-loop; without it, as fast as
     /// the server answers.
     #[arg(long)]
@@ -128,9 +145,26 @@ impl Options {
         <Self as clap::Parser>::parse_from(["sotto-load"])
     }
 
+    /// Devices that hold a WebSocket in a run of these options.
+    pub fn receiving_devices(&self) -> usize {
+        if self.ring {
+            self.conversations
+        } else {
+            self.conversations
+                .saturating_mul(self.group_size.saturating_sub(1))
+        }
+    }
+
     fn check(&self) -> Result<(), Error> {
         if self.conversations == 0 {
             return Err(Error::new("--conversations must be at least 1"));
+        }
+        if self.ring && self.group_size > self.conversations {
+            return Err(Error::new(format!(
+                "--ring needs at least --group-size ({}) conversations, one per device of a \
+                 conversation; --conversations is {}",
+                self.group_size, self.conversations
+            )));
         }
         if self.group_size < 2 {
             return Err(Error::new(
@@ -214,10 +248,34 @@ impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
     }
 }
 
+/// An error and its sources, `: `-separated, with a hint if it says the process ran out
+/// of file descriptors.
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    let hint = limits::hint(&text);
+    text.push_str(hint);
+    text
+}
+
 /// Runs the load described by `options` and reports; starts and stops the in-process
 /// server (and creates and drops its PostgreSQL schema) unless `--server` names one.
+/// Raises the process's soft limit on open files first (see [`limits`]), and refuses a run
+/// that would not fit under it.
+///
+/// A run that completes returns its report even if it had errors: see
+/// [`Report::problems`].
 pub async fn run(options: &Options) -> Result<Report, Error> {
     options.check()?;
+    limits::check(options)?;
     let target = target::Target::start(options).await?;
     let outcome = async {
         let world = setup::World::build(options, target.url()).await?;

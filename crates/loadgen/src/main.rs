@@ -1,5 +1,9 @@
 //! `sotto-load`: drives many device connections through a Sotto server and reports
 //! throughput and delivery latency. See the library's documentation and `--help`.
+//!
+//! Exits with status 0 if the run was error-free (every request and connection succeeded
+//! and every message reached every recipient device exactly once), 1 otherwise or if the
+//! run could not be set up.
 
 use std::process::ExitCode;
 
@@ -36,7 +40,16 @@ fn main() -> ExitCode {
             } else {
                 print!("{report}");
             }
-            ExitCode::SUCCESS
+            let problems = report.problems();
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "sotto-load: the run was not error-free: {}",
+                    problems.join("; ")
+                );
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("sotto-load: {e}");

@@ -43,24 +43,55 @@ impl Latency {
     }
 }
 
-/// Errors counted during the run.
+/// Errors counted during the run (all of it, warm-up and drain included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Errors {
     /// Sends answered with anything but `201 Created` and a fresh sequence number.
     pub send_status: u64,
     /// Sends that failed on the way (connection, timeout).
     pub send_transport: u64,
-    /// WebSockets that failed or were closed, error frames, unreadable frames.
+    /// WebSockets that failed, were closed by the server or could not send an
+    /// acknowledgement before the run ended.
+    pub disconnects: u64,
+    /// Error frames from the server, unreadable frames, receivers that failed or did not
+    /// stop.
     pub websocket: u64,
-    /// Frames received twice on one connection.
+    /// Frames one device received twice: the same mailbox cursor again, or the same
+    /// message (conversation and sequence number) under another cursor.
     pub duplicates: u64,
+    /// Frames no device should have received: for a conversation the device is not in,
+    /// or of a message whose send was never answered.
+    pub unexpected: u64,
 }
 
 impl Errors {
     /// All of them.
     pub fn total(&self) -> u64 {
-        self.send_status + self.send_transport + self.websocket + self.duplicates
+        self.send_status
+            + self.send_transport
+            + self.disconnects
+            + self.websocket
+            + self.duplicates
+            + self.unexpected
     }
+}
+
+/// Every message of the run, warm-up included (the window's figures count only the
+/// sends started in the window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Seconds of load, warm-up and window.
+    pub secs: f64,
+    /// Successful sends.
+    pub sends: u64,
+    /// Deliveries owed for them: each send times its recipient devices.
+    pub expected_deliveries: u64,
+    /// Of those, how many arrived (a device's first copy of a message; further copies
+    /// are counted as duplicates).
+    pub delivered: u64,
+    /// Of those owed, how many had not arrived when the drain ended: lost, or later than
+    /// `--drain`.
+    pub lost: u64,
 }
 
 /// The outcome of a run.
@@ -72,7 +103,11 @@ pub struct Report {
     pub conversations: usize,
     /// Devices per conversation, the sender included.
     pub group_size: usize,
-    /// Recipient WebSockets.
+    /// Whether every device both sends (in one conversation) and receives (in others).
+    pub ring: bool,
+    /// Devices enrolled.
+    pub devices: usize,
+    /// Recipient WebSockets (one per receiving device).
     pub connections: usize,
     /// Bytes of text per message.
     pub payload_bytes: usize,
@@ -99,6 +134,8 @@ pub struct Report {
     pub expected_deliveries: u64,
     /// Of those, how many had not arrived by the end of the drain.
     pub undelivered: u64,
+    /// Every message of the run, warm-up included.
+    pub total: Totals,
     /// Errors counted.
     pub errors: Errors,
     /// The first few error messages.
@@ -107,19 +144,64 @@ pub struct Report {
     pub cpu: Option<CpuUse>,
 }
 
+impl Report {
+    /// What kept the run from being error-free, one sentence each; empty when every
+    /// request and connection succeeded, at least one message was sent, and every message
+    /// reached every recipient device exactly once.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let e = &self.errors;
+        if e.total() > 0 {
+            problems.push(format!(
+                "{} errors (send status {}, send transport {}, disconnects {}, websocket {}, \
+                 duplicates {}, unexpected {})",
+                e.total(),
+                e.send_status,
+                e.send_transport,
+                e.disconnects,
+                e.websocket,
+                e.duplicates,
+                e.unexpected
+            ));
+        }
+        let t = &self.total;
+        if t.lost > 0 {
+            problems.push(format!(
+                "{} of {} deliveries had not arrived when the drain ended",
+                t.lost, t.expected_deliveries
+            ));
+        }
+        if t.sends == 0 {
+            problems.push("no message was sent".into());
+        }
+        problems
+    }
+
+    /// Whether the run was error-free (see [`Report::problems`]).
+    pub fn is_clean(&self) -> bool {
+        self.problems().is_empty()
+    }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let rate = match self.target_rate {
             Some(rate) => format!("target {rate:.0} sends/s (open loop)"),
             None => "as fast as possible (closed loop)".into(),
         };
+        let ring = if self.ring {
+            ", in a ring (every device sends and receives)"
+        } else {
+            ""
+        };
         writeln!(
             f,
-            "backend {}: {} conversations of {} devices ({} recipient WebSockets), \
-             {} B text = {} B ciphertext, {rate}",
+            "backend {}: {} conversations of {} devices{ring}; {} devices, {} recipient \
+             WebSockets; {} B text = {} B ciphertext, {rate}",
             self.backend,
             self.conversations,
             self.group_size,
+            self.devices,
             self.connections,
             self.payload_bytes,
             self.ciphertext_bytes
@@ -150,15 +232,24 @@ impl std::fmt::Display for Report {
             "undelivered after drain: {} of {}",
             self.undelivered, self.expected_deliveries
         )?;
+        let t = &self.total;
+        writeln!(
+            f,
+            "whole run ({:.1} s of load): {} sends, {} of {} deliveries arrived, {} lost",
+            t.secs, t.sends, t.delivered, t.expected_deliveries, t.lost
+        )?;
         let e = &self.errors;
         writeln!(
             f,
-            "errors: {} (send status {}, send transport {}, websocket {}, duplicates {})",
+            "errors: {} (send status {}, send transport {}, disconnects {}, websocket {}, \
+             duplicates {}, unexpected {})",
             e.total(),
             e.send_status,
             e.send_transport,
+            e.disconnects,
             e.websocket,
-            e.duplicates
+            e.duplicates,
+            e.unexpected
         )?;
         for sample in &self.error_samples {
             writeln!(f, "  e.g. {sample}")?;

@@ -1,5 +1,6 @@
 //! Setting up the run: accounts, devices, sessions, conversations and their ciphertexts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,14 +36,12 @@ pub(crate) struct Enrolled {
 /// One conversation of the run: its sender's session, its recipients and the bodies the
 /// sender posts.
 pub(crate) struct Conversation {
-    /// Lower-case hex MLS group id, as frames carry it.
-    pub id_hex: String,
     /// `POST` URL of the conversation's messages.
     pub url: String,
     /// The sending device's session token.
     pub sender_token: String,
-    /// Session tokens of the recipient devices.
-    pub recipients: Vec<String>,
+    /// How many devices receive each message.
+    pub recipients: usize,
     /// Send bodies, each split around its message id: `(before, after)`.
     pub bodies: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -62,6 +61,16 @@ impl Conversation {
     }
 }
 
+/// A device that holds a WebSocket: it receives the messages of one or more
+/// conversations.
+pub(crate) struct Receiver {
+    /// The device's session token.
+    pub token: String,
+    /// The conversations it receives: index in [`World::conversations`], by lower-case
+    /// hex id (what frames carry).
+    pub conversations: HashMap<String, usize>,
+}
+
 /// Everything set up for the run.
 pub(crate) struct World {
     /// The server's base URL.
@@ -70,6 +79,10 @@ pub(crate) struct World {
     pub http: reqwest::Client,
     /// The conversations.
     pub conversations: Vec<Conversation>,
+    /// The devices that receive, each on a WebSocket of its own.
+    pub receivers: Vec<Receiver>,
+    /// Devices enrolled (senders and receivers; a device may be both).
+    pub devices: usize,
     /// Run-unique hex, in user names and message ids.
     pub tag: String,
     /// How long the setup took.
@@ -253,6 +266,36 @@ fn text_of(bytes: usize) -> String {
         .collect()
 }
 
+/// Who sends and who receives in which conversation.
+struct Layout {
+    conversations: usize,
+    group: usize,
+    /// Every device sends in one conversation and receives in `group - 1` others.
+    ring: bool,
+}
+
+impl Layout {
+    /// Devices to enrol.
+    fn devices(&self) -> usize {
+        if self.ring {
+            self.conversations
+        } else {
+            self.conversations * self.group
+        }
+    }
+
+    /// Conversation `c`'s sending device and its receiving devices (indexes of devices).
+    fn members(&self, c: usize) -> (usize, Vec<usize>) {
+        if self.ring {
+            let n = self.conversations.max(1);
+            (c, (1..self.group).map(|k| (c + k) % n).collect())
+        } else {
+            let first = c * self.group;
+            (first, (1..self.group).map(|k| first + k).collect())
+        }
+    }
+}
+
 impl World {
     /// Enrols every device and prepares every conversation.
     pub async fn build(options: &Options, base: &str) -> Result<Self, Error> {
@@ -269,18 +312,21 @@ impl World {
         let limit = Arc::new(Semaphore::new(options.setup_concurrency));
         let mut tasks = JoinSet::new();
         let (conversations, group) = (options.conversations, options.group_size);
-        for c in 0..conversations {
-            for d in 0..group {
-                let (http, base, limit) = (http.clone(), base.to_owned(), Arc::clone(&limit));
-                let name = format!("load-{tag}-{c}-{d}");
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    (c * group + d, enrol(http, base, name).await)
-                });
-            }
+        let layout = Layout {
+            conversations,
+            group,
+            ring: options.ring,
+        };
+        let devices = layout.devices();
+        for i in 0..devices {
+            let (http, base, limit) = (http.clone(), base.to_owned(), Arc::clone(&limit));
+            let name = format!("load-{tag}-{i}");
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, enrol(http, base, name).await)
+            });
         }
-        let mut enrolled: Vec<Option<Enrolled>> =
-            (0..conversations * group).map(|_| None).collect();
+        let mut enrolled: Vec<Option<Enrolled>> = (0..devices).map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
             let (i, device) = joined.context("a setup task failed")?;
             let device = device.context("setting up a device")?;
@@ -288,7 +334,15 @@ impl World {
                 *slot = Some(device);
             }
         }
-        let mut devices = enrolled.into_iter();
+        if enrolled.iter().any(Option::is_none) {
+            return Err(Error::new("a device was not set up"));
+        }
+        let addresses: Vec<DeviceAddress> = enrolled
+            .iter()
+            .flatten()
+            .map(|d| d.address.clone())
+            .collect();
+        let tokens: Vec<String> = enrolled.iter().flatten().map(|d| d.token.clone()).collect();
         let per_conversation = match options.pool {
             0 => {
                 let rate = options.rate.unwrap_or(1.0);
@@ -301,20 +355,18 @@ impl World {
         let mut encryptions = JoinSet::new();
         // Encryption is CPU work: one blocking task per core at a time.
         let cpu = Arc::new(Semaphore::new(crate::target::cores()));
-        let mut members = Vec::with_capacity(conversations);
+        let mut sender_tokens = Vec::with_capacity(conversations);
         for c in 0..conversations {
-            let mut group_devices = Vec::with_capacity(group);
-            for _ in 0..group {
-                let device = devices
-                    .next()
-                    .flatten()
-                    .ok_or_else(|| Error::new("a device was not set up"))?;
-                group_devices.push(device);
-            }
-            let sender = group_devices.remove(0);
-            let to: Vec<DeviceAddress> = group_devices.iter().map(|d| d.address.clone()).collect();
-            let recipients: Vec<String> = group_devices.into_iter().map(|d| d.token).collect();
-            let token = sender.token.clone();
+            let (s, recipients) = layout.members(c);
+            let sender = enrolled
+                .get_mut(s)
+                .and_then(Option::take)
+                .ok_or_else(|| Error::new("a sending device was not set up"))?;
+            let to = recipients
+                .iter()
+                .map(|&r| addresses.get(r).cloned())
+                .collect::<Option<Vec<DeviceAddress>>>()
+                .ok_or_else(|| Error::new("a receiving device was not set up"))?;
             let text = Arc::clone(&text);
             let permit = Arc::clone(&cpu)
                 .acquire_owned()
@@ -325,7 +377,7 @@ impl World {
                 drop(permit);
                 (c, result)
             });
-            members.push(Some((token, recipients)));
+            sender_tokens.push(tokens.get(s).cloned().unwrap_or_default());
         }
         let mut prepared: Vec<Option<Prepared>> = (0..conversations).map(|_| None).collect();
         while let Some(joined) = encryptions.join_next().await {
@@ -335,22 +387,37 @@ impl World {
             }
         }
         let mut out = Vec::with_capacity(conversations);
+        let mut receivers: Vec<Receiver> = Vec::new();
+        // Receiver index of each device that receives anything.
+        let mut receiver_of: Vec<Option<usize>> = vec![None; devices];
         let mut ciphertext_bytes = 0;
-        for (prepared, members) in prepared.into_iter().zip(members) {
-            let (prepared, (sender_token, recipients)) = prepared
-                .zip(members)
-                .ok_or_else(|| Error::new("a conversation was not set up"))?;
+        for (c, (prepared, sender_token)) in prepared.into_iter().zip(sender_tokens).enumerate() {
             let Prepared {
                 id_hex,
                 bodies,
                 ciphertext_bytes: size,
-            } = prepared;
+            } = prepared.ok_or_else(|| Error::new("a conversation was not set up"))?;
             ciphertext_bytes = size;
+            let (_, recipients) = layout.members(c);
+            for &r in &recipients {
+                let slot = receiver_of
+                    .get_mut(r)
+                    .ok_or_else(|| Error::new("a receiving device was not set up"))?;
+                let index = *slot.get_or_insert_with(|| {
+                    receivers.push(Receiver {
+                        token: tokens.get(r).cloned().unwrap_or_default(),
+                        conversations: HashMap::new(),
+                    });
+                    receivers.len() - 1
+                });
+                if let Some(receiver) = receivers.get_mut(index) {
+                    receiver.conversations.insert(id_hex.clone(), c);
+                }
+            }
             out.push(Conversation {
                 url: format!("{base}/v1/conversations/{id_hex}/messages"),
-                id_hex,
                 sender_token,
-                recipients,
+                recipients: recipients.len(),
                 bodies,
             });
         }
@@ -358,9 +425,42 @@ impl World {
             base: base.to_owned(),
             http,
             conversations: out,
+            receivers,
+            devices,
             tag,
             setup: started.elapsed(),
             ciphertext_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_uses_each_device_once_as_sender_and_group_minus_one_times_as_recipient() {
+        let ring = Layout {
+            conversations: 5,
+            group: 3,
+            ring: true,
+        };
+        assert_eq!(ring.devices(), 5);
+        assert_eq!(ring.members(0), (0, vec![1, 2]));
+        assert_eq!(ring.members(4), (4, vec![0, 1]));
+        let mut received = vec![0; 5];
+        for c in 0..5 {
+            for r in ring.members(c).1 {
+                received[r] += 1;
+            }
+        }
+        assert_eq!(received, vec![2; 5]);
+        let separate = Layout {
+            conversations: 2,
+            group: 3,
+            ring: false,
+        };
+        assert_eq!(separate.devices(), 6);
+        assert_eq!(separate.members(1), (3, vec![4, 5]));
     }
 }
