@@ -4,7 +4,9 @@
 //! Certificates and backups are made with fresh random keys, so each run writes new seeds
 //! (named by content hash, so nothing is overwritten). The conversation and Welcome
 //! targets make their own keys at start-up; their seeds select modes and templates. The
-//! server targets get valid request bodies and frames, and real MLS messages.
+//! server targets get valid request bodies and frames, and real MLS messages; the client
+//! targets valid records, answers, frames and locators, and a real key file and sealed
+//! record (fresh keys each run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../fuzz_targets/common/mod.rs"]
@@ -96,4 +98,12 @@ fn main() {
     write("server_json", &common::server::request_seeds());
     write("server_ws_frame", &common::server::frame_seeds());
     write("server_classify", &common::server::mls_seeds());
+
+    let (_, key_file, sealed) = &*common::client::VAULT;
+    write("client_record", &common::client::record_seeds());
+    write("client_sealed_record", &common::client::vault_seeds(sealed));
+    write("client_key_file", &common::client::vault_seeds(key_file));
+    write("client_answer", &common::client::answer_seeds());
+    write("client_ws_frame", &common::client::frame_seeds());
+    write("client_locator", &common::client::locator_seeds());
 }

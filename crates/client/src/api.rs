@@ -81,8 +81,7 @@ impl Api {
         body: Option<&B>,
     ) -> Result<T> {
         let bytes = self.raw(method, path, token, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Protocol(format!("{path}: unexpected answer ({e})")))
+        decode_answer(path, &bytes)
     }
 
     async fn raw<B: Serialize>(
@@ -292,9 +291,7 @@ impl Api {
             .await
             .map_err(|e| self.unreachable(e))?;
         let bytes = read(response).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol(format!("attachment upload: unexpected answer ({e})"))
-        })
+        decode_answer("attachment upload", &bytes)
     }
 
     /// `GET /v1/attachments/{id}` with its capability token.
@@ -361,12 +358,30 @@ async fn read(mut response: reqwest::Response) -> Result<Vec<u8>> {
     if status.is_success() {
         return Ok(body);
     }
-    let (code, message) = match serde_json::from_slice::<ApiError>(&body) {
+    Err(answer_error(status.as_u16(), &body))
+}
+
+/// Decodes a successful answer's body (to the request `what`) as a `T`: anything else is a
+/// [`ClientError::Protocol`]. Public for the fuzz targets and property tests.
+#[doc(hidden)]
+pub fn decode_answer<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ClientError::Protocol(format!("{what}: unexpected answer ({e})")))
+}
+
+/// The error an unsuccessful answer stands for: a [`ClientError::Server`] with the status,
+/// the error code if the body is an [`ApiError`], and its message (or the status's name)
+/// cut to 300 characters. A status outside 100..=999, which HTTP cannot carry, counts as
+/// 502. Public for the fuzz targets and property tests.
+#[doc(hidden)]
+pub fn answer_error(status: u16, body: &[u8]) -> ClientError {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let (code, message) = match serde_json::from_slice::<ApiError>(body) {
         Ok(e) => (Some(e.error), e.message),
         Err(_) => (None, status.to_string()),
     };
     let message: String = message.chars().take(300).collect();
-    Err(match (status, code) {
+    match (status, code) {
         (StatusCode::TOO_MANY_REQUESTS, _) | (_, Some(ErrorCode::RateLimited)) => {
             ClientError::Server {
                 status: status.as_u16(),
@@ -379,7 +394,7 @@ async fn read(mut response: reqwest::Response) -> Result<Vec<u8>> {
             code,
             message,
         },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,28 @@ pub struct SendOptions {
     pub burn_on_read: bool,
 }
 
+/// Splits an attachment locator (`id:capability`, as another member sent it) into the blob
+/// id (1 to 64 hex digits) and its capability (1 to 128 of `[A-Za-z0-9_-]`). The locator
+/// comes from another member: it may only name a blob on this server, never another path
+/// or query; anything else is a [`ClientError::Attachment`]. Public for the fuzz targets and
+/// property tests.
+#[doc(hidden)]
+pub fn parse_locator(locator: &str) -> Result<(&str, &str)> {
+    let malformed = || ClientError::Attachment("the attachment reference is malformed".into());
+    let (id, capability) = locator.split_once(':').ok_or_else(malformed)?;
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let capability_ok = !capability.is_empty()
+        && capability.len() <= 128
+        && capability
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if id_ok && capability_ok {
+        Ok((id, capability))
+    } else {
+        Err(malformed())
+    }
+}
+
 impl Client {
     /// Sends `text` to `target` (a username or a conversation, see
     /// [`resolve`](Self::resolve)), creating the 1:1 conversation with a user on first send.
@@ -265,22 +287,7 @@ impl Client {
         &self,
         attachment: &StoredAttachment,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let (id, capability) = attachment.locator.split_once(':').ok_or_else(|| {
-            ClientError::Attachment("the attachment reference is malformed".into())
-        })?;
-        // The reference comes from another member: it may only name a blob on this
-        // server, never another path or query.
-        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
-        let capability_ok = !capability.is_empty()
-            && capability.len() <= 128
-            && capability
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !(id_ok && capability_ok) {
-            return Err(ClientError::Attachment(
-                "the attachment reference is malformed".into(),
-            ));
-        }
+        let (id, capability) = parse_locator(&attachment.locator)?;
         let blob = self.api.download_attachment(id, capability).await?;
         if !crypto::ct_eq(&crypto::sha256(&blob), &attachment.ciphertext_sha256) {
             return Err(ClientError::Attachment(

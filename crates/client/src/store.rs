@@ -249,7 +249,7 @@ impl Store {
     /// The value (JSON) in `slot`, if any.
     pub fn get<T: DeserializeOwned>(&self, conn: &Connection, slot: Slot<'_>) -> Result<Option<T>> {
         self.get_raw(conn, slot)?
-            .map(|bytes| decode(&bytes))
+            .map(|bytes| decode_record(&bytes))
             .transpose()
     }
 
@@ -285,7 +285,7 @@ impl Store {
                 .try_into()
                 .map_err(|_| ClientError::Store("a stored record has a malformed key".into()))?;
             let bytes = self.vault.open_record(&Self::aad(kind, &key), &sealed)?;
-            out.push(decode(&bytes)?);
+            out.push(decode_record(&bytes)?);
         }
         Ok(out)
     }
@@ -371,7 +371,10 @@ pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+/// Decodes an opened record's JSON (a [`crate::model`] value): malformed bytes are a
+/// [`ClientError::Store`], never a panic. Public for the fuzz targets and property tests.
+#[doc(hidden)]
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|_| ClientError::Store("a stored record could not be decoded".into()))
 }

@@ -11,6 +11,7 @@ use sotto_core::device::{Device, NewDevice};
 use sotto_core::identity::{DeviceCertificate, DeviceId, IdentityError, UserId, UserRootKey};
 use sotto_core::policy::{BurnOnRead, Policy, PolicyError, POLICY_EXTENSION};
 
+pub mod client;
 pub mod server;
 
 /// A fixed "now", milliseconds since the Unix epoch.
