@@ -121,9 +121,19 @@ impl Client {
             }),
             removed,
         };
-        self.conversation(id)?.persist()?;
+        // The record first: a record without a pending commit is dropped when settled, a
+        // pending commit without a record would block the conversation for ever.
         self.profile.in_doubt.push((id.to_owned(), body.clone()));
-        self.save_profile()?;
+        let stored = match self.save_profile() {
+            Ok(()) => self.conversation(id)?.persist().map_err(ClientError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            // Nothing was posted: the commit is simply dropped.
+            self.profile.in_doubt.retain(|(c, _)| c != id);
+            self.conversation(id)?.discard_pending_commit();
+            return Err(e);
+        }
         let answer = self.post_with_id(id, body).await;
         match self.settle_commit(id, answer)? {
             Settled::Merged => Ok(()),
@@ -159,12 +169,29 @@ impl Client {
     }
 
     /// Merges or discards the pending commit of `id` by the server's `answer`, and drops
-    /// its `in_doubt` record unless the answer is unknown (the connection failed, or the
-    /// server did, after every retry).
+    /// its `in_doubt` record unless the answer is unknown.
+    ///
+    /// Only the server's refusal of the request itself discards: a 4xx other than 401
+    /// (the session) and 429 (a limit), which it answers before storing anything and,
+    /// for a message id it already has, never (a repeat is answered as a duplicate).
+    /// Everything else — no connection, a 5xx, an answer cut short or unreadable, a
+    /// failure to log in — leaves the commit in doubt.
     fn settle_commit(&mut self, id: &str, answer: Result<()>) -> Result<Settled> {
+        let refused = matches!(
+            &answer,
+            Err(ClientError::Server {
+                status: 400..=499,
+                ..
+            })
+        ) && !matches!(
+            &answer,
+            Err(ClientError::Server {
+                status: 401 | 429,
+                ..
+            })
+        );
         let settled = match answer {
-            Err(e @ ClientError::Unreachable { .. })
-            | Err(e @ ClientError::Server { status: 500.., .. }) => return Ok(Settled::Unknown(e)),
+            Err(e) if !refused => return Ok(Settled::Unknown(e)),
             Ok(()) => {
                 if self.conversation(id)?.has_pending_commit() {
                     self.conversation(id)?.merge_pending_commit()?;

@@ -392,6 +392,10 @@ impl Client {
     /// in its conversations, refill KeyPackages. Failures become notices in the report.
     pub async fn maintain(&mut self) -> SyncReport {
         let mut report = SyncReport::default();
+        // A commit in doubt blocks every other commit of its conversation until settled.
+        if let Err(e) = self.settle_commits_in_doubt().await {
+            tracing::debug!("a commit in doubt is not settled yet: {e}");
+        }
         self.upkeep(&mut report, BTreeMap::new()).await;
         report
     }

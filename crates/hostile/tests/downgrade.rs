@@ -40,12 +40,19 @@ async fn key_packages_of_another_suite_or_version_are_refused() {
     let server = Server::start().await;
     let mut alice = person(&server, "alice").await;
     let mut bob = person(&server, "bob").await;
+    // The suite is checked before anything else (a signature check would catch the
+    // rewrite too, but says nothing of a downgrade).
     let downgrades = [
-        (KEY_PACKAGE_SUITE_AT, SUITE_1, "ciphersuite 0x0001"),
-        (VERSION_AT, [0x00, 0x02], "protocol version 2"),
-        (4, [0x00, 0x02], "KeyPackage version 2"),
+        (
+            KEY_PACKAGE_SUITE_AT,
+            SUITE_1,
+            "ciphersuite 0x0001",
+            "unsupported MLS ciphersuite",
+        ),
+        (VERSION_AT, [0x00, 0x02], "protocol version 2", "not theirs"),
+        (4, [0x00, 0x02], "KeyPackage version 2", "not theirs"),
     ];
-    for (at, value, what) in downgrades {
+    for (at, value, what, said) in downgrades {
         rewrite_key_packages(&alice.proxy, "bob", at, value);
         let refused = alice
             .client
@@ -60,6 +67,7 @@ async fn key_packages_of_another_suite_or_version_are_refused() {
             refused.to_string().contains("not theirs"),
             "{what}: {refused}"
         );
+        assert!(refused.to_string().contains(said), "{what}: {refused}");
         assert!(alice.client.resolve("bob").unwrap().is_none(), "{what}");
         alice.proxy.behave();
     }

@@ -10,10 +10,26 @@ mod common;
 use common::*;
 use sotto_api::SendMessage;
 use sotto_client::{ClientError, SendOptions};
-use sotto_hostile::Phase;
+use sotto_hostile::{Exchange, Phase};
 
 #[tokio::test]
 async fn a_commit_whose_answer_is_lost_is_settled_at_the_next_sync() {
+    // The server's answer replaced by a failure: the client retries, then gives up.
+    lose_the_answer(|exchange| {
+        exchange.status = 502;
+        exchange.response = b"bad gateway".to_vec();
+    })
+    .await;
+    // The answer cut short: a success the client cannot read.
+    lose_the_answer(|exchange| {
+        let half = exchange.response.len() / 2;
+        exchange.response.truncate(half);
+    })
+    .await;
+}
+
+/// Alice adds carol; the server stores the commit, and `lose` spoils its answer.
+async fn lose_the_answer(lose: fn(&mut Exchange)) {
     let server = Server::start().await;
     let mut alice = person(&server, "alice").await;
     let mut bob = person(&server, "bob").await;
@@ -25,16 +41,15 @@ async fn a_commit_whose_answer_is_lost_is_settled_at_the_next_sync() {
         .unwrap();
     bob.client.sync().await.unwrap();
 
-    // The server stores every commit with a Welcome, and answers each one with a failure.
-    alice.proxy.rule(|exchange, phase| {
+    // The server stores every commit with a Welcome, and its answer is lost.
+    alice.proxy.rule(move |exchange, phase| {
         if phase == Phase::Response
             && exchange.method == "POST"
             && exchange.path.ends_with("/messages")
         {
             let body: SendMessage = serde_json::from_slice(&exchange.request).unwrap();
             if body.welcome.is_some() {
-                exchange.status = 502;
-                exchange.response = b"bad gateway".to_vec();
+                lose(exchange);
             }
         }
     });
@@ -44,7 +59,10 @@ async fn a_commit_whose_answer_is_lost_is_settled_at_the_next_sync() {
         .await
         .unwrap_err();
     assert!(
-        matches!(lost, ClientError::Server { status: 502, .. }),
+        matches!(
+            lost,
+            ClientError::Server { status: 502, .. } | ClientError::Protocol(_)
+        ),
         "{lost}"
     );
     // Everyone else follows the commit the server took.
