@@ -11,23 +11,8 @@ use std::collections::BTreeMap;
 use std::process::Child;
 use std::time::Duration;
 
+use common::seeded::Seeded;
 use common::*;
-
-/// A small deterministic generator (xorshift), enough to place the kills.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Lets `child` run for `ms` milliseconds, then kills it; true if it finished first
 /// with success. The pause places the fault; it synchronises nothing.
@@ -45,12 +30,7 @@ async fn kill_after(mut child: Child, ms: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_clients_lose_no_acknowledged_message_and_show_none_twice() {
-    let seed: u64 = std::env::var("SOTTO_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    eprintln!("fault seed: {seed} (repeat with SOTTO_FAULT_SEED={seed})");
-    let mut random = Seeded(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let (seed, mut random) = Seeded::from_env("killed clients");
     let server = Server::start().await;
     let (_root, alice, bob) = alice_and_bob(&server).await;
     alice.ok(&["send", "bob", "hello"]).await;

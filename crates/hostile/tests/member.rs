@@ -80,16 +80,7 @@ async fn forge(member: &mut Person, id: &str, content: &Content) {
 #[tokio::test]
 async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
     let server = Server::start().await;
-    let mut alice = person(&server, "alice").await;
-    let mut bob = person(&server, "bob").await;
-    let mut carol = person(&server, "carol").await;
-    let group = alice
-        .client
-        .create_group(group("ops", &["bob", "carol"]))
-        .await
-        .unwrap();
-    bob.client.sync().await.unwrap();
-    carol.client.sync().await.unwrap();
+    let (alice, mut bob, mut carol, id) = ops(&server).await;
     let device = bob.client.identity().device_id;
     let now = bob.client.now();
 
@@ -103,7 +94,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
         Body::Text("I am alice".into()),
     )
     .unwrap();
-    forge(&mut bob, &group.id, &as_alice).await;
+    forge(&mut bob, &id, &as_alice).await;
     // Bob's message claims to come from another device (alice's) under his own name.
     let other_device = Content::new(
         "bob",
@@ -114,7 +105,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
         Body::Text("from my other phone".into()),
     )
     .unwrap();
-    forge(&mut bob, &group.id, &other_device).await;
+    forge(&mut bob, &id, &other_device).await;
     // Bob's message would outlive the group's maximum of an hour.
     let too_long = Content::new(
         "bob",
@@ -125,7 +116,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
         Body::Text("forever".into()),
     )
     .unwrap();
-    forge(&mut bob, &group.id, &too_long).await;
+    forge(&mut bob, &id, &too_long).await;
 
     let report = carol.client.sync().await.unwrap();
     assert!(
@@ -151,7 +142,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
 
     // The conversation goes on for everyone.
     bob.client
-        .send_text(&group.id, "honest again", SendOptions::default())
+        .send_text(&id, "honest again", SendOptions::default())
         .await
         .unwrap();
     let texts = received(&mut carol).await;

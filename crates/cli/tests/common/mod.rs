@@ -2,6 +2,8 @@
 //! or PostgreSQL when `SOTTO_TEST_POSTGRES_URL` is set and asked for).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod seeded;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
