@@ -15,17 +15,8 @@ use sotto_hostile::Phase;
 #[tokio::test]
 async fn a_forked_member_is_told_and_never_shown_a_wrong_message() {
     let server = Server::start().await;
-    let mut alice = person(&server, "alice").await;
-    let mut bob = person(&server, "bob").await;
-    let mut carol = person(&server, "carol").await;
+    let (mut alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let _dave = person(&server, "dave").await;
-    let group = alice
-        .client
-        .create_group(group("ops", &["bob", "carol"]))
-        .await
-        .unwrap();
-    bob.client.sync().await.unwrap();
-    carol.client.sync().await.unwrap();
 
     // Carol's server hides every commit from her, and answers her own commits itself.
     on_inbox(&carol.proxy, |entries| {
@@ -44,7 +35,7 @@ async fn a_forked_member_is_told_and_never_shown_a_wrong_message() {
         }
     });
     // Branch one: alice adds dave. Branch two: carol adds her new laptop.
-    alice.client.add_member(&group.id, "dave").await.unwrap();
+    alice.client.add_member(&id, "dave").await.unwrap();
     let laptop_dir = server.profile("carol-laptop");
     let _laptop = Client::login(
         NewProfile {
@@ -66,12 +57,12 @@ async fn a_forked_member_is_told_and_never_shown_a_wrong_message() {
     // Across the fork, nothing is readable, and both sides hear of it.
     alice
         .client
-        .send_text(&group.id, "from the main branch", SendOptions::default())
+        .send_text(&id, "from the main branch", SendOptions::default())
         .await
         .unwrap();
     carol
         .client
-        .send_text(&group.id, "from carol's branch", SendOptions::default())
+        .send_text(&id, "from carol's branch", SendOptions::default())
         .await
         .unwrap();
     let at_carol = carol.client.sync().await.unwrap();

@@ -48,21 +48,6 @@ fn others(member: &mut Person, id: &str) -> Vec<DeviceAddress> {
         .collect()
 }
 
-/// A group of alice (its only manager) with bob and carol, everyone joined.
-async fn ops(server: &Server) -> (Person, Person, Person, String) {
-    let mut alice = person(server, "alice").await;
-    let mut bob = person(server, "bob").await;
-    let mut carol = person(server, "carol").await;
-    let group = alice
-        .client
-        .create_group(group("ops", &["bob", "carol"]))
-        .await
-        .unwrap();
-    bob.client.sync().await.unwrap();
-    carol.client.sync().await.unwrap();
-    (alice, bob, carol, group.id)
-}
-
 /// Encrypts `content` in conversation `id` of `member` without any Sotto check, and posts it.
 async fn forge(member: &mut Person, id: &str, content: &Content) {
     let bytes = content.to_bytes().unwrap();
@@ -80,7 +65,7 @@ async fn forge(member: &mut Person, id: &str, content: &Content) {
 #[tokio::test]
 async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
     let server = Server::start().await;
-    let (alice, mut bob, mut carol, id) = ops(&server).await;
+    let (alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let device = bob.client.identity().device_id;
     let now = bob.client.now();
 
@@ -152,7 +137,7 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
 #[tokio::test]
 async fn a_commit_by_a_non_manager_adding_a_member_is_refused_by_everyone() {
     let server = Server::start().await;
-    let (mut alice, mut bob, mut carol, id) = ops(&server).await;
+    let (mut alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let mut mallory = person(&server, "mallory").await;
     let recipients = others(&mut bob, &id);
     let group_id = bob.client.mls_conversation(&id).unwrap().id().to_vec();
@@ -226,7 +211,7 @@ async fn a_commit_by_a_non_manager_adding_a_member_is_refused_by_everyone() {
 #[tokio::test]
 async fn a_policy_change_by_a_non_manager_is_refused_by_everyone() {
     let server = Server::start().await;
-    let (mut alice, mut bob, mut carol, id) = ops(&server).await;
+    let (mut alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let recipients = others(&mut bob, &id);
     let conversation = bob.client.mls_conversation(&id).unwrap();
     let group_id = conversation.id().to_vec();
@@ -295,7 +280,7 @@ async fn a_policy_change_by_a_non_manager_is_refused_by_everyone() {
 #[tokio::test]
 async fn two_messages_for_one_ratchet_position_are_seen_alike_by_everyone() {
     let server = Server::start().await;
-    let (mut alice, mut bob, mut carol, id) = ops(&server).await;
+    let (mut alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let group_id = bob.client.mls_conversation(&id).unwrap().id().to_vec();
     let device = bob.client.identity().device_id;
     let now = bob.client.now();

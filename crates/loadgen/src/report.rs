@@ -64,6 +64,24 @@ pub struct Errors {
     pub unexpected: u64,
 }
 
+/// The total, then each kind: "3 (send status 1, send transport 0, …)".
+impl std::fmt::Display for Errors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (send status {}, send transport {}, disconnects {}, websocket {}, \
+             duplicates {}, unexpected {})",
+            self.total(),
+            self.send_status,
+            self.send_transport,
+            self.disconnects,
+            self.websocket,
+            self.duplicates,
+            self.unexpected
+        )
+    }
+}
+
 impl Errors {
     /// All of them.
     pub fn total(&self) -> u64 {
@@ -152,17 +170,7 @@ impl Report {
         let mut problems = Vec::new();
         let e = &self.errors;
         if e.total() > 0 {
-            problems.push(format!(
-                "{} errors (send status {}, send transport {}, disconnects {}, websocket {}, \
-                 duplicates {}, unexpected {})",
-                e.total(),
-                e.send_status,
-                e.send_transport,
-                e.disconnects,
-                e.websocket,
-                e.duplicates,
-                e.unexpected
-            ));
+            problems.push(format!("{e} errors"));
         }
         let t = &self.total;
         if t.lost > 0 {
@@ -239,18 +247,7 @@ impl std::fmt::Display for Report {
             t.secs, t.sends, t.delivered, t.expected_deliveries, t.lost
         )?;
         let e = &self.errors;
-        writeln!(
-            f,
-            "errors: {} (send status {}, send transport {}, disconnects {}, websocket {}, \
-             duplicates {}, unexpected {})",
-            e.total(),
-            e.send_status,
-            e.send_transport,
-            e.disconnects,
-            e.websocket,
-            e.duplicates,
-            e.unexpected
-        )?;
+        writeln!(f, "errors: {e}")?;
         for sample in &self.error_samples {
             writeln!(f, "  e.g. {sample}")?;
         }

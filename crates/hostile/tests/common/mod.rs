@@ -121,3 +121,18 @@ pub fn group(name: &str, members: &[&str]) -> sotto_client::GroupSpec {
         burn_on_read_required: false,
     }
 }
+
+/// A group of alice (its only manager) with bob and carol, everyone joined.
+pub async fn group_of_three(server: &Server) -> (Person, Person, Person, String) {
+    let mut alice = person(server, "alice").await;
+    let mut bob = person(server, "bob").await;
+    let mut carol = person(server, "carol").await;
+    let group = alice
+        .client
+        .create_group(group("ops", &["bob", "carol"]))
+        .await
+        .unwrap();
+    bob.client.sync().await.unwrap();
+    carol.client.sync().await.unwrap();
+    (alice, bob, carol, group.id)
+}
