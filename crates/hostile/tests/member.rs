@@ -15,6 +15,7 @@ use mls_rs::ExtensionList;
 use sotto_api::{Bytes, DeviceAddress, SendMessage, WelcomeDelivery};
 use sotto_client::SendOptions;
 use sotto_core::content::{Body, Content};
+use sotto_core::identity::DeviceId;
 use sotto_core::policy::{BurnOnRead, Policy};
 
 /// mls-rs's pass-through rules (no membership rule at all), framed like Sotto's on the
@@ -48,6 +49,19 @@ fn others(member: &mut Person, id: &str) -> Vec<DeviceAddress> {
         .collect()
 }
 
+/// Forges a text from `user`'s `device` living `ttl` seconds, and posts it as `member`.
+async fn forge_text(
+    member: &mut Person,
+    id: &str,
+    (user, device): (&str, DeviceId),
+    ttl: u32,
+    text: &str,
+) {
+    let now = member.client.now();
+    let content = Content::new(user, device, now, ttl, false, Body::Text(text.into())).unwrap();
+    forge(member, id, &content).await;
+}
+
 /// Encrypts `content` in conversation `id` of `member` without any Sotto check, and posts it.
 async fn forge(member: &mut Person, id: &str, content: &Content) {
     let bytes = content.to_bytes().unwrap();
@@ -67,41 +81,13 @@ async fn honest_members_refuse_forged_senders_and_ttls_above_the_policy() {
     let server = Server::start().await;
     let (alice, mut bob, mut carol, id) = group_of_three(&server).await;
     let device = bob.client.identity().device_id;
-    let now = bob.client.now();
-
+    let alices = alice.client.identity().device_id;
     // Bob's message claims to come from alice.
-    let as_alice = Content::new(
-        "alice",
-        device,
-        now,
-        60,
-        false,
-        Body::Text("I am alice".into()),
-    )
-    .unwrap();
-    forge(&mut bob, &id, &as_alice).await;
+    forge_text(&mut bob, &id, ("alice", device), 60, "I am alice").await;
     // Bob's message claims to come from another device (alice's) under his own name.
-    let other_device = Content::new(
-        "bob",
-        alice.client.identity().device_id,
-        now,
-        60,
-        false,
-        Body::Text("from my other phone".into()),
-    )
-    .unwrap();
-    forge(&mut bob, &id, &other_device).await;
+    forge_text(&mut bob, &id, ("bob", alices), 60, "from my other phone").await;
     // Bob's message would outlive the group's maximum of an hour.
-    let too_long = Content::new(
-        "bob",
-        device,
-        now,
-        7 * 24 * 3600,
-        false,
-        Body::Text("forever".into()),
-    )
-    .unwrap();
-    forge(&mut bob, &id, &too_long).await;
+    forge_text(&mut bob, &id, ("bob", device), 7 * 24 * 3600, "forever").await;
 
     let report = carol.client.sync().await.unwrap();
     assert!(

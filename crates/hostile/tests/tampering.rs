@@ -14,6 +14,16 @@ use sotto_hostile::Phase;
 /// What a rule and the test both see.
 type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
 
+/// Writes `body` to a file named `name` and sends it from `from` to bob.
+async fn send_file(server: &Server, from: &mut Person, name: &str, body: &[u8]) {
+    let file = server.profiles.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    from.client
+        .send_file("bob", &file, SendOptions::default())
+        .await
+        .unwrap();
+}
+
 async fn talking(server: &Server) -> (Person, Person) {
     let mut alice = person(server, "alice").await;
     let mut bob = person(server, "bob").await;
@@ -152,13 +162,7 @@ async fn a_tampered_attachment_is_detected_and_not_saved() {
             }
         }
     });
-    let file = server.profiles.path().join("plan.txt");
-    std::fs::write(&file, b"the plan").unwrap();
-    alice
-        .client
-        .send_file("bob", &file, SendOptions::default())
-        .await
-        .unwrap();
+    send_file(&server, &mut alice, "plan.txt", b"the plan").await;
     let report = bob.client.sync().await.unwrap();
     let message = &report.messages[0];
     assert!(bob.client.attachment_data(message).unwrap().is_none());
@@ -332,13 +336,7 @@ async fn swapped_attachment_blobs_are_detected() {
         ("a.txt", &b"first file"[..]),
         ("b.txt", &b"second file"[..]),
     ] {
-        let file = server.profiles.path().join(name);
-        std::fs::write(&file, body).unwrap();
-        alice
-            .client
-            .send_file("bob", &file, SendOptions::default())
-            .await
-            .unwrap();
+        send_file(&server, &mut alice, name, body).await;
     }
     let report = bob.client.sync().await.unwrap();
     assert_eq!(report.messages.len(), 2);
